@@ -1,0 +1,1 @@
+"""Channel adapters, one module per platform. Each registers under the ``botkit.adapters`` entry point."""

@@ -1,0 +1,216 @@
+"""Telegram: Bot API webhooks (https://core.telegram.org/bots/api#update) and sends."""
+from __future__ import annotations
+
+import argparse
+from typing import Any, Mapping
+
+from aiohttp import web
+
+from botkit.errors import Unauthorized
+from botkit.event import Event
+
+from .base import REQUIRED, Adapter, Sender, parse_json, require, same_secret
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+MEDIA_TYPES = {
+    "photo": "image",
+    "audio": "audio",
+    "voice": "audio",
+    "video": "video",
+    "video_note": "video",
+    "animation": "video",
+    "document": "file",
+    "sticker": "sticker",
+}
+NO_CHAT_KEY = "telegram:_"
+"""The session of updates that belong to no chat (polls, inline queries without a chat)."""
+JOINED = {"member", "administrator", "creator"}
+
+
+def telegram_retry_after(status: int, headers: Mapping[str, str], body: Any) -> float | None:
+    """Telegram says how long to wait in the body: ``parameters.retry_after``."""
+    if isinstance(body, dict):
+        seconds = (body.get("parameters") or {}).get("retry_after")
+        if isinstance(seconds, (int, float)):
+            return float(seconds)
+    value = headers.get("Retry-After")
+    return float(value) if value and value.isdigit() else None
+
+
+class TelegramAdapter(Adapter):
+    platform = "telegram"
+    settings_schema = {"access_token": REQUIRED, "secret_token": REQUIRED}
+    default_api_base = "https://api.telegram.org"
+
+    async def verify(self, request: web.Request, body: bytes) -> None:
+        if not same_secret(request.headers.get(SECRET_HEADER), self.settings["secret_token"]):
+            raise Unauthorized(f"missing or wrong {SECRET_HEADER}")
+
+    def parse(self, body: bytes, request: web.Request) -> list[Event]:
+        update = require(parse_json(body), dict, "the update")
+        update_id = require(update.get("update_id"), int, "update_id")
+        return [self._event(update, str(update_id))]
+
+    def _event(self, update: dict[str, Any], update_id: str) -> Event:
+        if "message" in update or "channel_post" in update:
+            message = require(update.get("message") or update.get("channel_post"), dict, "message")
+            return self._message_event(message, update, update_id)
+        if "edited_message" in update:
+            message = require(update["edited_message"], dict, "edited_message")
+            event = self._message_event(message, update, update_id)
+            event.data["original_type"] = event.type
+            event.type = "edited"
+            return event
+        if "callback_query" in update:
+            query = require(update["callback_query"], dict, "callback_query")
+            sender = require(query.get("from"), dict, "callback_query.from")
+            chat = (query.get("message") or {}).get("chat") or sender
+            event = self._new(update, update_id, "payload", chat, sender)
+            event.payload = query.get("data")
+            event.meta["callback_query_id"] = query.get("id")
+            return event
+        if "my_chat_member" in update:
+            change = require(update["my_chat_member"], dict, "my_chat_member")
+            status = ((change.get("new_chat_member") or {}).get("status"))
+            kind = "follow" if status in JOINED else "unfollow"
+            return self._new(update, update_id, kind, require(change.get("chat"), dict, "chat"), change.get("from"))
+        chat = _find_chat(update)
+        if chat is None:  # e.g. a poll's update: still delivered, to a session of its own
+            return Event(self.platform, "unknown", NO_CHAT_KEY, id=update_id, raw=update, meta={"chat_id": None})
+        return self._new(update, update_id, "unknown", chat, None)
+
+    def _message_event(self, message: dict[str, Any], update: dict[str, Any], update_id: str) -> Event:
+        chat = require(message.get("chat"), dict, "message.chat")
+        event = self._new(update, update_id, "unknown", chat, message.get("from"))
+        event.timestamp = message.get("date")
+        event.meta["message_id"] = message.get("message_id")
+        if isinstance(message.get("text"), str):
+            event.type, event.text = "text", message["text"]
+        elif "location" in message:
+            location = message["location"] or {}
+            event.type = "location"
+            event.data.update(latitude=location.get("latitude"), longitude=location.get("longitude"))
+        elif message.get("new_chat_members"):
+            event.type = "join"
+            event.data["members"] = message["new_chat_members"]
+        elif message.get("left_chat_member"):
+            event.type = "leave"
+            event.data["member"] = message["left_chat_member"]
+        else:
+            for field, kind in MEDIA_TYPES.items():
+                if field in message:
+                    media = message[field]
+                    if isinstance(media, list):  # photos come in several sizes, largest last
+                        media = media[-1] if media else {}
+                    event.type = kind
+                    event.data.update(file_id=(media or {}).get("file_id"), media=field)
+                    if message.get("caption"):
+                        event.text = message["caption"]
+                    break
+        return event
+
+    def _new(self, update: dict, update_id: str, kind: str, chat: dict, user: dict | None) -> Event:
+        chat_id = require(chat.get("id"), int, "chat.id")
+        user_id = (user or {}).get("id")
+        return Event(
+            platform=self.platform,
+            type=kind,
+            session_key=f"telegram:{chat_id}",
+            user_id=str(user_id) if user_id is not None else None,
+            id=update_id,
+            raw=update,
+            meta={"chat_id": chat_id},
+        )
+
+    def respond(self, events: list[Event], request: web.Request) -> web.StreamResponse:
+        """Answer a button press in the webhook reply itself, so the client stops its spinner for free."""
+        query_id = events[0].meta.get("callback_query_id") if events else None
+        if query_id:
+            return web.json_response({"method": "answerCallbackQuery", "callback_query_id": query_id})
+        return web.Response(text="ok")
+
+    def sender(self, event: Event) -> "TelegramSender":
+        return TelegramSender(self, event.meta["chat_id"])
+
+    def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> "TelegramSender":
+        return TelegramSender(self, int(session_key.split(":", 1)[1]))
+
+    async def call(self, method: str, payload: dict[str, Any]) -> Any:
+        """One Bot API call: ``POST {api_base}/bot<token>/<method>``; returns ``result``."""
+        url = f"{self.api_base}/bot{self.settings['access_token']}/{method}"
+        answer = await self.http.request("POST", url, json=payload, retry_after=telegram_retry_after)
+        return answer.get("result") if isinstance(answer, dict) else answer
+
+    async def command(self, argv: list[str]) -> int:
+        parser = argparse.ArgumentParser(prog=f"botkit {self.name}")
+        sub = parser.add_subparsers(dest="what", required=True)
+        webhook = sub.add_parser("webhook", help="set, show or delete the bot's webhook").add_subparsers(dest="action", required=True)
+        setter = webhook.add_parser("set", help="point Telegram at URL, with the configured secret_token")
+        setter.add_argument("url")
+        setter.add_argument("--drop-pending", action="store_true", help="drop updates waiting for delivery")
+        webhook.add_parser("info", help="what Telegram knows of the webhook")
+        webhook.add_parser("delete", help="stop webhook delivery")
+        args = parser.parse_args(argv)
+        if args.action == "set":
+            payload = {"url": args.url, "secret_token": self.settings["secret_token"], "drop_pending_updates": args.drop_pending}
+            result = await self.call("setWebhook", payload)
+        elif args.action == "info":
+            result = await self.call("getWebhookInfo", {})
+        else:
+            result = await self.call("deleteWebhook", {})
+        print(result)
+        return 0
+
+
+class TelegramSender(Sender):
+    def __init__(self, adapter: TelegramAdapter, chat_id: int) -> None:
+        self.adapter = adapter
+        self.chat_id = chat_id
+
+    async def send_text(self, text: str, **options: Any) -> Any:
+        return await self.adapter.call("sendMessage", {"chat_id": self.chat_id, "text": text, **options})
+
+    async def send_image(self, photo: str, caption: str | None = None, **options: Any) -> Any:
+        """``photo``: a URL or a file_id."""
+        payload = {"chat_id": self.chat_id, "photo": photo, **options}
+        if caption is not None:
+            payload["caption"] = caption
+        return await self.adapter.call("sendPhoto", payload)
+
+    send_photo = send_image
+
+    async def send_typing(self) -> Any:
+        return await self.adapter.call("sendChatAction", {"chat_id": self.chat_id, "action": "typing"})
+
+    async def send_buttons(self, text: str, buttons: list[Any], **options: Any) -> Any:
+        """An inline keyboard. ``buttons``: ``(title, payload)`` pairs or ``{"title", "payload"|"url"}``
+        dicts, one row each; a list of them is a row."""
+        rows = [[_inline_button(b) for b in row] if isinstance(row, list) else [_inline_button(row)] for row in buttons]
+        return await self.send_text(text, reply_markup={"inline_keyboard": rows}, **options)
+
+    async def send_quick_replies(self, text: str, replies: list[str], **options: Any) -> Any:
+        """A one-time reply keyboard: tapping a reply sends it as text."""
+        keyboard = {"keyboard": [[{"text": r}] for r in replies], "one_time_keyboard": True, "resize_keyboard": True}
+        return await self.send_text(text, reply_markup=keyboard, **options)
+
+
+def _inline_button(button: Any) -> dict[str, str]:
+    if isinstance(button, (tuple, list)):
+        title, payload = button
+        return {"text": title, "callback_data": payload}
+    if "url" in button:
+        return {"text": button["title"], "url": button["url"]}
+    return {"text": button["title"], "callback_data": button["payload"]}
+
+
+def _find_chat(update: dict[str, Any]) -> dict[str, Any] | None:
+    for value in update.values():
+        if isinstance(value, dict):
+            chat = value.get("chat")
+            if isinstance(chat, dict) and isinstance(chat.get("id"), int):
+                return chat
+            user = value.get("from")
+            if isinstance(user, dict) and isinstance(user.get("id"), int):
+                return user
+    return None

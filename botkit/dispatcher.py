@@ -1,0 +1,152 @@
+"""Runs the handler for each event: dedupe, per-session ordering, lease, load → run → save.
+
+Events of one session run one at a time, in arrival order: in this process through a FIFO lock per
+session key, across processes through the store's lease. Events of different sessions run concurrently.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from enum import Enum
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
+
+from .context import Context
+from .errors import StoreUnavailable, VersionConflict
+from .event import Event
+from .session import Session
+
+if TYPE_CHECKING:
+    from .bot import Bot
+
+log = logging.getLogger("botkit.dispatcher")
+
+Handler = Callable[[Context], Awaitable[Any]]
+
+
+class Outcome(str, Enum):
+    HANDLED = "handled"
+    DUPLICATE = "duplicate"
+    FAILED = "failed"
+
+
+class KeyedLocks:
+    """One FIFO asyncio.Lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, list[Any]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        entry = self._locks.get(key)
+        if entry is None:
+            entry = self._locks[key] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._locks[key]
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class Dispatcher:
+    def __init__(self, bot: "Bot") -> None:
+        self.bot = bot
+        self.locks = KeyedLocks()
+        self.in_flight = 0
+
+    async def dispatch(self, events: list[Event]) -> list[Outcome]:
+        """Handle a webhook's events; raises StoreUnavailable if any could not be loaded or saved."""
+        if len(events) == 1:
+            return [await self.handle(events[0])]
+        groups: dict[str, list[Event]] = {}
+        for event in events:
+            groups.setdefault(event.session_key, []).append(event)
+        results = await asyncio.gather(*(self._handle_group(group) for group in groups.values()), return_exceptions=True)
+        outcomes: list[Outcome] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            outcomes.extend(result)
+        return outcomes
+
+    async def _handle_group(self, events: list[Event]) -> list[Outcome]:
+        async with self.locks.hold(events[0].session_key):
+            return [await self._handle_locked(event, self.bot.handler) for event in events]
+
+    async def handle(self, event: Event, handler: Handler | None = None) -> Outcome:
+        async with self.locks.hold(event.session_key):
+            return await self._handle_locked(event, handler or self.bot.handler)
+
+    async def _handle_locked(self, event: Event, handler: Handler) -> Outcome:
+        bot = self.bot
+        store = bot.store
+        key = event.session_key
+        self.in_flight += 1
+        try:
+            lease = await self._store_call(store.begin(key), bot.lock_timeout)
+            try:
+                now = bot.clock()
+                session = self._session_from(lease.record, key, now)
+                if event.id is not None and session.has_handled(event.id):
+                    log.info("event %s of %s was handled already; acknowledged, not run again", event.id, key)
+                    await self._store_call(store.release(lease), bot.store_timeout)
+                    return Outcome.DUPLICATE
+                if event.address:
+                    session.address = event.address
+                session.message_count += 1
+                bot.remember_inbound(session, event, now)
+                context = Context(bot, event, session, bot.sender_for(event, session))
+                try:
+                    await handler(context)
+                except Exception:
+                    log.exception("handler raised on %s event %s of %s; session left as it was", event.type, event.id, key)
+                    await self._store_call(store.release(lease), bot.store_timeout)
+                    return Outcome.FAILED
+                if event.id is not None:
+                    session.mark_handled(event.id)
+                session.touch(bot.clock(), bot.expires_in)
+                session.version += 1
+                await self._store_call(store.commit(lease, session.to_record()), bot.store_timeout)
+                return Outcome.HANDLED
+            except BaseException:
+                if lease.token is not None:
+                    await asyncio.shield(self._release_quietly(lease))
+                raise
+        finally:
+            self.in_flight -= 1
+
+    def _session_from(self, record: dict[str, Any] | None, key: str, now: float) -> Session:
+        initial = self.bot.initial_state
+        if record is None:
+            return Session.fresh(key, initial, now)
+        session = Session.from_record(record)
+        if session.is_expired(now):
+            return Session.fresh(key, initial, now, version=session.version)
+        return session
+
+    async def _store_call(self, call: Awaitable[Any], timeout: float) -> Any:
+        try:
+            async with asyncio.timeout(timeout):
+                return await call
+        except (StoreUnavailable, asyncio.CancelledError):
+            raise
+        except VersionConflict as exc:
+            log.error("save refused: %s (the lease was lost; the platform will redeliver)", exc)
+            raise StoreUnavailable(str(exc)) from exc
+        except TimeoutError:
+            raise StoreUnavailable(f"the session store did not answer within {timeout}s") from None
+        except Exception as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _release_quietly(self, lease: Any) -> None:
+        try:
+            async with asyncio.timeout(self.bot.store_timeout):
+                await self.bot.store.release(lease)
+        except Exception as exc:
+            log.warning("could not release the lease on %s: %s", lease.key, exc)

@@ -1,0 +1,85 @@
+"""The one interface every session store implements.
+
+A store is asked for a *lease* on a session key (``begin``): the key's record, and, for stores shared
+between processes, a lock so that no other process handles an event of that session meanwhile. The
+lease ends with ``commit`` (a version-checked save) or ``release`` (nothing saved: the handler raised).
+Stores that can do both halves in one round trip (Redis scripts, one SQL transaction) override
+``begin``/``commit``; simple stores only implement ``load``/``save``.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Mapping
+
+from ..errors import ConfigError
+
+
+@dataclass(slots=True)
+class Lease:
+    key: str
+    record: dict[str, Any] | None
+    token: Any = None
+
+    @property
+    def version(self) -> int:
+        return 0 if self.record is None else self.record.get("version", 0)
+
+
+class SessionStore(abc.ABC):
+    """Base of the session drivers. ``settings`` is the driver's block of ``session.stores``."""
+
+    name: ClassVar[str]
+    defaults: ClassVar[Mapping[str, Any]] = {}
+    shared: ClassVar[bool] = False
+    """True when several processes can share the store (it then serialises them itself)."""
+
+    def __init__(self, settings: Mapping[str, Any], *, clock: Callable[[], float], lock_timeout: float = 30.0) -> None:
+        self.settings = {**self.defaults, **settings}
+        self.clock = clock
+        self.lock_timeout = lock_timeout
+
+    @classmethod
+    def validate(cls, settings: Mapping[str, Any]) -> None:
+        """Raise ConfigError naming ``session.stores.<name>.<setting>`` for a wrong setting."""
+        for key in settings:
+            if key not in cls.defaults:
+                known = ", ".join(sorted(cls.defaults)) or "none"
+                raise ConfigError(f"session.stores.{cls.name}.{key}", f"unknown setting; known: {known}")
+
+    async def open(self) -> None:
+        """Connect; called once at start-up."""
+
+    async def close(self) -> None:
+        """Disconnect; called once at shutdown."""
+
+    async def begin(self, key: str) -> Lease:
+        return Lease(key, await self.load(key))
+
+    async def commit(self, lease: Lease, record: dict[str, Any]) -> None:
+        """Save ``record`` if the store still holds the version the lease read (or nothing), then end the
+        lease. Raises VersionConflict otherwise."""
+        await self.save(record)
+
+    async def release(self, lease: Lease) -> None:
+        """End a lease without saving."""
+
+    @abc.abstractmethod
+    async def load(self, key: str) -> dict[str, Any] | None:
+        """The stored record, expired or not (the dispatcher judges expiry), or None."""
+
+    @abc.abstractmethod
+    async def save(self, record: dict[str, Any]) -> None:
+        """Store ``record`` if the stored one is missing or has ``record['version'] - 1``; else raise
+        VersionConflict."""
+
+    @abc.abstractmethod
+    async def delete(self, key: str) -> bool:
+        """Remove a session; True if there was one."""
+
+    @abc.abstractmethod
+    async def keys(self) -> list[str]:
+        """Every stored session key (for `botkit sessions list`; not for hot paths)."""
+
+    async def ping(self) -> None:
+        """Raise if the store cannot be reached."""

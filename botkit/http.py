@@ -1,0 +1,114 @@
+"""The one outbound HTTP client: a shared aiohttp ClientSession with timeouts, retries and backoff."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Any, Callable, Mapping
+
+import aiohttp
+import orjson
+
+from .errors import SendError
+
+log = logging.getLogger("botkit.http")
+
+RetryAfter = Callable[[int, Mapping[str, str], Any], "float | None"]
+"""Reads a platform's own "wait this long" out of a failed answer (status, headers, parsed body)."""
+
+
+def retry_after_header(status: int, headers: Mapping[str, str], body: Any) -> float | None:
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+class HttpClient:
+    """Retries 429 (honouring Retry-After), 5xx and connection errors with exponential backoff and
+    jitter; never retries another 4xx. A call that finally fails raises SendError with the answer."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 10.0,
+        attempts: int = 4,
+        backoff: float = 0.5,
+        max_wait: float = 30.0,
+    ) -> None:
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.attempts = attempts
+        self.backoff = backoff
+        self.max_wait = max_wait
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=self.timeout,
+                json_serialize=lambda obj: orjson.dumps(obj).decode(),
+                connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=300),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        auth: aiohttp.BasicAuth | None = None,
+        retry_after: RetryAfter = retry_after_header,
+    ) -> Any:
+        """Send, retrying what can be retried; returns the parsed JSON answer (or its text)."""
+        status: int | None = None
+        body: Any = None
+        reason = ""
+        for attempt in range(1, self.attempts + 1):
+            wait: float | None = None
+            try:
+                async with self.session.request(
+                    method, url, json=json, data=data, headers=headers, auth=auth
+                ) as response:
+                    status = response.status
+                    body = await _read(response)
+                    if status < 400:
+                        return body
+                    if status == 429:
+                        wait = retry_after(status, response.headers, body)
+                    elif status < 500:
+                        raise SendError(method, url, status, body)
+                reason = f"HTTP {status}"
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                status, body, reason = None, None, f"{type(exc).__name__}: {exc}".rstrip(": ")
+            if attempt == self.attempts:
+                break
+            if wait is None:
+                wait = self.backoff * 2 ** (attempt - 1) * (0.5 + random.random() / 2)
+            wait = min(wait, self.max_wait)
+            log.warning("%s %s: %s; retry %d/%d in %.2fs", method, url, reason, attempt, self.attempts - 1, wait)
+            await asyncio.sleep(wait)
+        raise SendError(method, url, status, body, reason)
+
+
+async def _read(response: aiohttp.ClientResponse) -> Any:
+    raw = await response.read()
+    if not raw:
+        return None
+    if "json" in (response.content_type or ""):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return raw.decode(response.get_encoding() if response.charset else "utf-8", "replace")

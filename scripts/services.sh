@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Make sure the services the tests talk to are up: Redis on 127.0.0.1:6379, PostgreSQL on
+# 127.0.0.1:5432 (trust auth), and Debian's chromium for the web chat browser test. Installs from the
+# OS packages what is missing, starts what is stopped. Safe to run again.
+set -uo pipefail
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=""
+apt_install() {
+  [ -n "$apt_updated" ] || { as_root apt-get update -qq >/dev/null; apt_updated=1; }
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+  command -v redis-server >/dev/null || apt_install redis-server
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+fi
+
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  command -v pg_ctlcluster >/dev/null || apt_install postgresql
+  as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start || true
+fi
+
+if ! command -v chromium >/dev/null; then
+  apt_install chromium || echo "services: chromium could not be installed; the browser test will say so" >&2
+fi
+
+for _ in $(seq 1 30); do
+  redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432 && exit 0
+  sleep 1
+done
+echo "services: Redis or PostgreSQL did not come up; their tests will fail" >&2

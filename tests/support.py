@@ -1,0 +1,140 @@
+"""Test helpers: a fake platform API on 127.0.0.1 that records calls, and a bot served by aiohttp."""
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import orjson
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from botkit import Bot
+from botkit.config import config_from_mapping
+from botkit.server import create_app
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    query: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+    @property
+    def form(self) -> dict[str, str]:
+        from urllib.parse import parse_qsl
+
+        return dict(parse_qsl(self.body.decode()))
+
+
+Responder = Callable[[web.Request, Call], Awaitable[web.StreamResponse] | web.StreamResponse]
+
+
+class FakeAPI:
+    """A platform API stand-in. Every request is recorded in ``calls``; answers come from rules added
+    with ``on(pattern, ...)`` (first match wins, a rule may be used a limited number of times), else
+    ``200 {"ok": true, "result": {}}``."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.rules: list[list[Any]] = []
+        self.server: TestServer | None = None
+        self.arrived = asyncio.Condition()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return str(self.server.make_url("")).rstrip("/")
+
+    def on(self, pattern: str, status: int = 200, json: Any = None, headers: dict[str, str] | None = None,
+           times: int | None = None, handler: Responder | None = None, delay: float = 0.0) -> None:
+        self.rules.append([re.compile(pattern), status, json, headers, times, handler, delay])
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        call = Call(request.method, request.path, dict(request.headers), await request.read(), dict(request.query))
+        self.calls.append(call)
+        async with self.arrived:
+            self.arrived.notify_all()
+        for rule in self.rules:
+            pattern, status, body, headers, times, handler, delay = rule
+            if not pattern.search(request.path) or times == 0:
+                continue
+            if times is not None:
+                rule[4] = times - 1
+            if delay:
+                await asyncio.sleep(delay)
+            if handler is not None:
+                result = handler(request, call)
+                return await result if asyncio.iscoroutine(result) else result
+            return web.json_response(body if body is not None else {"ok": status < 400}, status=status, headers=headers)
+        return web.json_response({"ok": True, "result": {}})
+
+    def calls_to(self, pattern: str) -> list[Call]:
+        regex = re.compile(pattern)
+        return [c for c in self.calls if regex.search(c.path)]
+
+    async def wait_for(self, count: int, pattern: str = "", timeout: float = 10.0) -> list[Call]:
+        async def enough() -> None:
+            async with self.arrived:
+                await self.arrived.wait_for(lambda: len(self.calls_to(pattern)) >= count)
+
+        await asyncio.wait_for(enough(), timeout)
+        return self.calls_to(pattern)
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self.server = TestServer(app, host="127.0.0.1")
+        await self.server.start_server()
+
+    async def close(self) -> None:
+        if self.server is not None:
+            await self.server.close()
+
+
+def make_config(tmp_path: Path | None = None, **settings: Any):
+    """A Config from keyword settings, as a bot.config.py would define them."""
+    settings.setdefault("initial_state", {"count": 0})
+    return config_from_mapping(settings, root=tmp_path)
+
+
+async def counter(context) -> None:
+    """The example counting bot's handler, for tests."""
+    count = context.state["count"] + 1
+    context.set_state({"count": count})
+    await context.send_text(f"Count: {count}")
+
+
+class Served:
+    """A bot served by a real aiohttp server on 127.0.0.1, with a client to post webhooks."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+        self.client: TestClient | None = None
+
+    async def __aenter__(self) -> "Served":
+        self.client = TestClient(TestServer(create_app(self.bot), host="127.0.0.1"))
+        await self.client.start_server()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        assert self.client is not None
+        await self.client.close()
+
+    @property
+    def url(self) -> str:
+        return str(self.client.make_url("")).rstrip("/")
+
+    def post(self, path: str, **kwargs: Any):
+        return self.client.post(path, **kwargs)
+
+    def get(self, path: str, **kwargs: Any):
+        return self.client.get(path, **kwargs)
