@@ -103,6 +103,18 @@ class Bot:
             return event.meta["sender"]
         return self.adapter_for(event.platform).push_sender(session.id, session.address)
 
+    async def load_session(self, session_key: str) -> Session | None:
+        """The session as stored, or None when there is none or it expired (read-only: no lease)."""
+        record = await self.store.load(session_key)
+        if record is None:
+            return None
+        session = Session.from_record(record)
+        return None if session.is_expired(self.clock()) else session
+
+    async def hit(self, name: str, window: float) -> tuple[int, float]:
+        """Count a hit on a rate-limit counter shared by every process using the store."""
+        return await self.store.incr(name, window)
+
     def remember_inbound(self, session: Session, event: Event, now: float) -> None:
         if self.history_limit:
             entry = {"dir": "in", "type": event.type, "at": now}

@@ -83,3 +83,18 @@ class SessionStore(abc.ABC):
 
     async def ping(self) -> None:
         """Raise if the store cannot be reached."""
+
+    async def incr(self, name: str, window: float) -> tuple[int, float]:
+        """Count one hit on the counter ``name`` in a fixed window of ``window`` seconds: returns the hits
+        in the current window and the seconds until it resets. Rate limits use it; a shared store
+        overrides it so that every process counts together. This default counts in this process."""
+        now = self.clock()
+        counters = self.__dict__.setdefault("_counters", {})
+        count, resets_at = counters.get(name, (0, 0.0))
+        if resets_at <= now:
+            count, resets_at = 0, now + window
+            if len(counters) > 10_000:
+                for stale in [k for k, (_, r) in counters.items() if r <= now]:
+                    del counters[stale]
+        counters[name] = (count + 1, resets_at)
+        return count + 1, resets_at - now
