@@ -40,6 +40,7 @@ class Bot:
         session = config.session
         self.expires_in: float | None = session["expires_in"]
         self.history_limit: int = int(session["history"])
+        self.max_state_size: int = int(session["max_state_size"])
         self.store_timeout: float = float(session["timeout"])
         self.lock_timeout: float = float(session["lock_timeout"]) + self.store_timeout
         self.http = HttpClient(**config.http)

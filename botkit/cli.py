@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     sessions_sub.add_parser("list", help="every stored session key")
     sessions_sub.add_parser("show", help="a session's record as JSON").add_argument("key")
     sessions_sub.add_parser("delete", help="forget a session").add_argument("key")
+    for leaf in sessions_sub.choices.values():
+        leaf.add_argument("--config", "-c", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sessions.set_defaults(run=cmd_sessions)
     parser.epilog = "Each channel adds its set-up commands: botkit telegram webhook set URL, …"
     return parser

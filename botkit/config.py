@@ -20,6 +20,7 @@ SESSION_DEFAULTS: dict[str, Any] = {
     "history": 50,
     "timeout": 5.0,
     "lock_timeout": 30.0,
+    "max_state_size": 1024 * 1024,
     "stores": {},
 }
 SERVER_DEFAULTS: dict[str, Any] = {
@@ -115,7 +116,7 @@ def _validate(config: Config) -> None:
     expires = session["expires_in"]
     if expires is not None and (isinstance(expires, bool) or not isinstance(expires, (int, float)) or expires <= 0):
         raise ConfigError("session.expires_in", f"must be minutes (a positive number) or None, not {expires!r}")
-    for name in ("history", "timeout", "lock_timeout"):
+    for name in ("history", "timeout", "lock_timeout", "max_state_size"):
         value = session[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ConfigError(f"session.{name}", f"must be a non-negative number, not {value!r}")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 from .context import Context
 from .errors import StoreUnavailable, VersionConflict
 from .event import Event
-from .session import Session
+from .session import Session, dumps
 
 if TYPE_CHECKING:
     from .bot import Bot
@@ -108,6 +108,9 @@ class Dispatcher:
                     log.exception("handler raised on %s event %s of %s; session left as it was", event.type, event.id, key)
                     await self._store_call(store.release(lease), bot.store_timeout)
                     return Outcome.FAILED
+                if not self._state_fits(session):
+                    await self._store_call(store.release(lease), bot.store_timeout)
+                    return Outcome.FAILED
                 if event.id is not None:
                     session.mark_handled(event.id)
                 session.touch(bot.clock(), bot.expires_in)
@@ -120,6 +123,19 @@ class Dispatcher:
                 raise
         finally:
             self.in_flight -= 1
+
+    def _state_fits(self, session: Session) -> bool:
+        limit = self.bot.max_state_size
+        if not limit:
+            return True
+        size = len(dumps(session.state))
+        if size <= limit:
+            return True
+        log.error(
+            "state of %s would be %d bytes, over session.max_state_size (%d); not saved, session left as it was",
+            session.id, size, limit,
+        )
+        return False
 
     def _session_from(self, record: dict[str, Any] | None, key: str, now: float) -> Session:
         initial = self.bot.initial_state

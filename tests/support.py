@@ -138,3 +138,71 @@ class Served:
 
     def get(self, path: str, **kwargs: Any):
         return self.client.get(path, **kwargs)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class BotProcess:
+    """`botkit start` as a real subprocess, ready once /healthz answers 200; stopped with SIGTERM."""
+
+    def __init__(self, config_path: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None) -> None:
+        self.config_path = config_path
+        self.args = args
+        self.port = port or free_port()
+        self.env = env
+        self.process: asyncio.subprocess.Process | None = None
+        self.output = b""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, timeout: float = 20.0) -> "BotProcess":
+        import os
+        import sys
+
+        import aiohttp
+
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "botkit", "start", "--config", str(self.config_path), "--port", str(self.port), *self.args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env={**os.environ, **(self.env or {})},
+        )
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with aiohttp.ClientSession() as session:
+            while True:
+                if self.process.returncode is not None:
+                    raise RuntimeError(f"botkit start exited {self.process.returncode}: {await self.process.stdout.read()!r}")
+                try:
+                    async with session.get(self.url + "/healthz") as response:
+                        if response.status == 200:
+                            return self
+                except aiohttp.ClientError:
+                    pass
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError("botkit start did not become healthy")
+                await asyncio.sleep(0.1)
+
+    async def stop(self, timeout: float = 20.0) -> int:
+        import signal
+
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.output, _ = await asyncio.wait_for(self.process.communicate(), timeout)
+        except asyncio.TimeoutError:
+            self.process.kill()
+            self.output, _ = await self.process.communicate()
+        return self.process.returncode
+
+    async def __aenter__(self) -> "BotProcess":
+        return await self.start()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
