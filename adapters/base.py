@@ -61,7 +61,7 @@ class Adapter:
             if value is REQUIRED or (cls.settings_schema.get(key) is REQUIRED and value in (None, "")):
                 raise ConfigError(
                     f"channels.{name}.{key}",
-                    f"missing; set it in bot.config.py (or its environment variable), or set \"enabled\": False",
+                    "missing; set it in bot.config.py (or its environment variable), or set \"enabled\": False",
                 )
         return merged
 

@@ -5,7 +5,6 @@ import argparse
 import asyncio
 import json
 import logging
-import shutil
 import sys
 from importlib.resources import files
 from pathlib import Path

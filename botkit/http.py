@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 from typing import Any, Callable, Mapping
 
 import aiohttp
@@ -15,6 +16,22 @@ log = logging.getLogger("botkit.http")
 
 RetryAfter = Callable[[int, Mapping[str, str], Any], "float | None"]
 """Reads a platform's own "wait this long" out of a failed answer (status, headers, parsed body)."""
+
+
+Retryable = Callable[[int, Any], bool]
+"""Says whether a failed answer (status, parsed body) other than 429/5xx is worth another try."""
+
+_SECRET_PARAM = re.compile(r"((?:access_)?token|secret|key|signature)=[^&#]*", re.IGNORECASE)
+_SECRET_PATH = re.compile(r"/bot\d+:[\w-]+")
+
+
+def redact(url: str) -> str:
+    """The URL with secrets it may carry (query tokens, a bot token in the path) masked, for logs and errors."""
+    return _SECRET_PATH.sub("/bot***", _SECRET_PARAM.sub(lambda m: m.group(1) + "=***", url))
+
+
+def never(status: int, body: Any) -> bool:
+    return False
 
 
 def retry_after_header(status: int, headers: Mapping[str, str], body: Any) -> float | None:
@@ -70,6 +87,7 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         auth: aiohttp.BasicAuth | None = None,
         retry_after: RetryAfter = retry_after_header,
+        retryable: Retryable = never,
     ) -> Any:
         """Send, retrying what can be retried; returns the parsed JSON answer (or its text)."""
         status: int | None = None
@@ -87,8 +105,8 @@ class HttpClient:
                         return body
                     if status == 429:
                         wait = retry_after(status, response.headers, body)
-                    elif status < 500:
-                        raise SendError(method, url, status, body)
+                    elif status < 500 and not retryable(status, body):
+                        raise SendError(method, redact(url), status, body)
                 reason = f"HTTP {status}"
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 status, body, reason = None, None, f"{type(exc).__name__}: {exc}".rstrip(": ")
@@ -97,9 +115,9 @@ class HttpClient:
             if wait is None:
                 wait = self.backoff * 2 ** (attempt - 1) * (0.5 + random.random() / 2)
             wait = min(wait, self.max_wait)
-            log.warning("%s %s: %s; retry %d/%d in %.2fs", method, url, reason, attempt, self.attempts - 1, wait)
+            log.warning("%s %s: %s; retry %d/%d in %.2fs", method, redact(url), reason, attempt, self.attempts - 1, wait)
             await asyncio.sleep(wait)
-        raise SendError(method, url, status, body, reason)
+        raise SendError(method, redact(url), status, body, reason)
 
 
 async def _read(response: aiohttp.ClientResponse) -> Any:

@@ -194,6 +194,7 @@ async def test_a_send_that_keeps_failing_raises_send_error_in_the_handler(fake_a
         assert (await served.post("/webhooks/telegram", json=update(), headers=HEADERS)).status == 200
     assert len(fake_api.calls) == 3
     assert caught[0].status == 500 and caught[0].body == {"ok": False, "description": "Internal Server Error"}
+    assert TOKEN not in str(caught[0]), "the bot token never lands in errors or logs"
 
 
 async def test_a_400_from_the_platform_is_not_retried(fake_api, tmp_path):
