@@ -54,6 +54,21 @@ class KeyedLocks:
         return len(self._locks)
 
 
+async def flush_sends(sender: Any, *, quietly: bool = False) -> None:
+    """Deliver what a batching sender holds (LINE sends one reply call per handler run). After a handler
+    that raised, what it sent is still delivered, as on channels that send at once; a failure is logged."""
+    flush = getattr(sender, "flush", None)
+    if flush is None:
+        return
+    if not quietly:
+        await flush()
+        return
+    try:
+        await flush()
+    except Exception:
+        log.exception("delivering what a failed handler sent failed")
+
+
 class Dispatcher:
     def __init__(self, bot: "Bot") -> None:
         self.bot = bot
@@ -104,8 +119,10 @@ class Dispatcher:
                 context = Context(bot, event, session, bot.sender_for(event, session))
                 try:
                     await handler(context)
+                    await flush_sends(context.sender)
                 except Exception:
                     log.exception("handler raised on %s event %s of %s; session left as it was", event.type, event.id, key)
+                    await flush_sends(context.sender, quietly=True)
                     await self._store_call(store.release(lease), bot.store_timeout)
                     return Outcome.FAILED
                 if not self._state_fits(session):

@@ -1,0 +1,324 @@
+"""LINE: Messaging API webhooks and sends (https://developers.line.biz/en/reference/messaging-api/).
+
+Replies go out through the reply token first: the sends of one handler run are held and delivered as one
+reply call of up to 5 messages when the handler returns (the dispatcher awaits ``Sender.flush``); what does
+not fit, and everything once the token is used or stale, goes by push in calls of up to 5.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import uuid
+from typing import Any, Callable, Mapping
+
+from aiohttp import web
+
+from botkit.errors import SendError, Unauthorized
+from botkit.event import Event
+
+from .base import REQUIRED, Adapter, Sender, parse_json, require, same_secret
+
+SIGNATURE_HEADER = "X-Line-Signature"
+MAX_MESSAGES = 5
+"""Message objects one reply or push call may carry."""
+REPLY_WINDOW = 50.0
+"""Seconds after the webhook arrived during which the reply token is used. LINE: "Reply tokens must be
+used within one minute after receiving the webhook"; the rest of the minute is a margin."""
+NO_CHAT_KEY = "line:_"
+"""The session of events that come from no chat (e.g. a module channel's activated/deactivated)."""
+CHAT_ID_FIELDS = {"user": "userId", "group": "groupId", "room": "roomId"}
+MEDIA_TYPES = {"image": "image", "video": "video", "audio": "audio", "file": "file"}
+
+
+def signature(body: bytes, channel_secret: str) -> str:
+    """The ``X-Line-Signature`` LINE sends with ``body``: base64 of HMAC-SHA256 keyed with the secret."""
+    return base64.b64encode(hmac.new(channel_secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+class LineAdapter(Adapter):
+    platform = "line"
+    settings_schema = {"access_token": REQUIRED, "channel_secret": REQUIRED}
+    default_api_base = "https://api.line.me"
+
+    async def verify(self, request: web.Request, body: bytes) -> None:
+        given = request.headers.get(SIGNATURE_HEADER)
+        if not given:
+            raise Unauthorized(f"missing {SIGNATURE_HEADER}")
+        if not same_secret(given.strip(), signature(body, self.settings["channel_secret"])):
+            raise Unauthorized(f"wrong {SIGNATURE_HEADER}: the body was changed or channel_secret differs")
+
+    def parse(self, body: bytes, request: web.Request) -> list[Event]:
+        payload = require(parse_json(body), dict, "the webhook body")
+        events = require(payload.get("events"), list, "events")
+        received_at = self.bot.clock()
+        return [self._event(require(raw, dict, "events[]"), received_at) for raw in events]
+
+    def _event(self, raw: dict[str, Any], received_at: float) -> Event:
+        kind = require(raw.get("type"), str, "events[].type")
+        source = raw.get("source") if isinstance(raw.get("source"), dict) else {}
+        chat_type = source.get("type")
+        chat_id = source.get(CHAT_ID_FIELDS.get(chat_type, ""))
+        timestamp = raw.get("timestamp")
+        event = Event(
+            platform=self.platform,
+            type="unknown",
+            session_key=f"line:{chat_id}" if chat_id else NO_CHAT_KEY,
+            user_id=source.get("userId"),
+            id=raw.get("webhookEventId"),
+            timestamp=timestamp / 1000 if isinstance(timestamp, (int, float)) else None,
+            raw=raw,
+            meta={"reply_token": raw.get("replyToken"), "received_at": received_at, "to": chat_id, "chat_type": chat_type},
+            address={"to": chat_id, "chat_type": chat_type} if chat_id else None,
+        )
+        event.data["redelivery"] = bool((raw.get("deliveryContext") or {}).get("isRedelivery"))
+        EVENT_PARSERS.get(kind, _other)(event, raw)
+        return event
+
+    def sender(self, event: Event) -> "LineSender":
+        meta = event.meta
+        return LineSender(self, meta.get("to"), meta.get("chat_type"), meta.get("reply_token"), meta.get("received_at"))
+
+    def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> "LineSender":
+        to = session_key.split(":", 1)[1]
+        return LineSender(self, to, (address or {}).get("chat_type") or _chat_type_of(to))
+
+    # -- the API -----------------------------------------------------------------------------------
+
+    async def call(self, method: str, path: str, payload: Any = None, headers: Mapping[str, str] | None = None) -> Any:
+        """One Messaging API call with the channel access token."""
+        auth = {"Authorization": f"Bearer {self.settings['access_token']}", **(headers or {})}
+        return await self.http.request(method, f"{self.api_base}{path}", json=payload, headers=auth)
+
+    async def reply(self, reply_token: str, messages: list[dict[str, Any]]) -> Any:
+        return await self.call("POST", "/v2/bot/message/reply", {"replyToken": reply_token, "messages": messages})
+
+    async def push(self, to: str, messages: list[dict[str, Any]]) -> None:
+        """Push in calls of up to 5. Each call carries an ``X-Line-Retry-Key`` so that a retry after a
+        lost answer is not delivered twice: LINE answers such a retry with 409, which means "sent"."""
+        for start in range(0, len(messages), MAX_MESSAGES):
+            chunk = messages[start:start + MAX_MESSAGES]
+            try:
+                await self.call("POST", "/v2/bot/message/push", {"to": to, "messages": chunk},
+                                headers={"X-Line-Retry-Key": str(uuid.uuid4())})
+            except SendError as exc:
+                if exc.status != 409:
+                    raise
+
+    async def command(self, argv: list[str]) -> int:
+        parser = argparse.ArgumentParser(prog=f"botkit {self.name}")
+        sub = parser.add_subparsers(dest="what", required=True)
+        webhook = sub.add_parser("webhook", help="set, show or test the channel's webhook URL").add_subparsers(dest="action", required=True)
+        webhook.add_parser("set", help="point LINE at URL (then turn on \"Use webhook\" in the console)").add_argument("url")
+        webhook.add_parser("info", help="the webhook URL LINE has and whether it is active")
+        tester = webhook.add_parser("test", help="have LINE send a test request to the webhook URL")
+        tester.add_argument("url", nargs="?", help="a URL to test instead of the one set")
+        args = parser.parse_args(argv)
+        path = "/v2/bot/channel/webhook/endpoint"
+        if args.action == "set":
+            result = await self.call("PUT", path, {"endpoint": args.url})
+        elif args.action == "info":
+            result = await self.call("GET", path)
+        else:
+            result = await self.call("POST", "/v2/bot/channel/webhook/test", {"endpoint": args.url} if args.url else {})
+        print(json.dumps(result, indent=2) if isinstance(result, (dict, list)) else (result or "ok"))
+        return 0
+
+
+class LineSender(Sender):
+    """Sends to one LINE chat. With a fresh reply token, messages are held until ``flush`` (the end of
+    the handler run) and return None; without one, each send is pushed at once and raises on failure."""
+
+    def __init__(
+        self,
+        adapter: LineAdapter,
+        to: str | None,
+        chat_type: str | None,
+        reply_token: str | None = None,
+        received_at: float | None = None,
+    ) -> None:
+        self.adapter = adapter
+        self.to = to
+        self.chat_type = chat_type
+        self.reply_token = reply_token
+        self.received_at = received_at
+        self.pending: list[dict[str, Any]] = []
+
+    def _token_fresh(self) -> bool:
+        if not self.reply_token or self.received_at is None:
+            return False
+        return self.adapter.bot.clock() - self.received_at < REPLY_WINDOW
+
+    async def send_message(self, message: dict[str, Any]) -> Any:
+        """Any LINE message object, as the Messaging API reference spells it."""
+        if self._token_fresh():
+            self.pending.append(message)
+            return None
+        await self.flush()  # what is held goes first, so the order is kept
+        if not self.to:
+            raise SendError("POST", f"{self.adapter.api_base}/v2/bot/message/push", None, None, "this event has no chat to push to")
+        await self.adapter.push(self.to, [message])
+        return None
+
+    async def flush(self) -> None:
+        """Deliver what is held: up to 5 through the reply token, the rest by push. A token LINE calls
+        invalid (used, or expired early) sends everything by push instead."""
+        messages, self.pending = self.pending, []
+        if not messages:
+            return
+        token, fresh = self.reply_token, self._token_fresh()
+        self.reply_token = None
+        rest = messages
+        if token and fresh:
+            try:
+                await self.adapter.reply(token, messages[:MAX_MESSAGES])
+                rest = messages[MAX_MESSAGES:]
+            except SendError as exc:
+                if not _invalid_reply_token(exc):
+                    raise
+        if rest:
+            if not self.to:
+                raise SendError("POST", f"{self.adapter.api_base}/v2/bot/message/push", None, None, "this event has no chat to push to")
+            await self.adapter.push(self.to, rest)
+
+    async def send_text(self, text: str, quick_replies: list[Any] | None = None, **fields: Any) -> Any:
+        """``quick_replies``: strings (tapping one sends it as text), ``(title, payload)`` pairs or
+        ``{"title", "payload"|"url"}`` dicts. Other keyword arguments are LINE message fields
+        (``quoteToken``, ``emojis``, ``sender``, ``quickReply``)."""
+        message: dict[str, Any] = {"type": "text", "text": text, **fields}
+        if quick_replies:
+            message["quickReply"] = {"items": [{"type": "action", "action": _action(r)} for r in quick_replies]}
+        return await self.send_message(message)
+
+    async def send_quick_replies(self, text: str, replies: list[Any], **fields: Any) -> Any:
+        return await self.send_text(text, quick_replies=replies, **fields)
+
+    async def send_buttons(self, text: str, buttons: list[Any], *, title: str | None = None,
+                           image_url: str | None = None, alt_text: str | None = None, **fields: Any) -> Any:
+        """A buttons template (at most 4 buttons). ``alt_text`` is what notifications show (``text`` by default)."""
+        if not 1 <= len(buttons) <= 4:
+            raise ValueError(f"a LINE buttons template holds 1 to 4 buttons, not {len(buttons)}")
+        template: dict[str, Any] = {"type": "buttons", "text": text, "actions": [_action(b) for b in buttons]}
+        if title is not None:
+            template["title"] = title
+        if image_url is not None:
+            template["thumbnailImageUrl"] = image_url
+        return await self.send_message({"type": "template", "altText": alt_text or text, "template": template, **fields})
+
+    async def send_image(self, url: str, preview_url: str | None = None, **fields: Any) -> Any:
+        """``url`` and ``preview_url`` must be HTTPS; the preview defaults to the image itself."""
+        return await self.send_message(
+            {"type": "image", "originalContentUrl": url, "previewImageUrl": preview_url or url, **fields})
+
+    async def send_sticker(self, package_id: str | int, sticker_id: str | int, **fields: Any) -> Any:
+        return await self.send_message({"type": "sticker", "packageId": str(package_id), "stickerId": str(sticker_id), **fields})
+
+    async def send_typing(self, seconds: int | None = None) -> Any:
+        """LINE's loading animation, shown until the next message or ``seconds`` (5 to 60, a multiple of 5).
+        LINE shows it in one-on-one chats only; in groups and rooms this does nothing."""
+        if self.chat_type != "user" or not self.to:
+            return None
+        payload: dict[str, Any] = {"chatId": self.to}
+        if seconds is not None:
+            payload["loadingSeconds"] = seconds
+        return await self.adapter.call("POST", "/v2/bot/chat/loading/start", payload)
+
+
+def _invalid_reply_token(exc: SendError) -> bool:
+    message = exc.body.get("message") if isinstance(exc.body, dict) else exc.body
+    return exc.status == 400 and isinstance(message, str) and "reply token" in message.lower()
+
+
+def _chat_type_of(chat_id: str) -> str | None:
+    """LINE ids start with U (user), C (group chat) or R (multi-person chat)."""
+    return {"U": "user", "C": "group", "R": "room"}.get(chat_id[:1])
+
+
+def _action(item: Any) -> dict[str, Any]:
+    """A LINE action from the shapes every botkit channel takes for buttons and quick replies."""
+    if isinstance(item, str):
+        return {"type": "message", "label": item, "text": item}
+    if isinstance(item, (tuple, list)):
+        title, payload = item
+        return {"type": "postback", "label": title, "data": payload, "displayText": title}
+    if "type" in item:
+        return dict(item)
+    if "url" in item:
+        return {"type": "uri", "label": item["title"], "uri": item["url"]}
+    return {"type": "postback", "label": item["title"], "data": item["payload"], "displayText": item["title"]}
+
+
+# -- event parsers: each fills in an Event from its LINE webhook event ------------------------------
+
+def _message(event: Event, raw: dict[str, Any]) -> None:
+    message = raw.get("message") if isinstance(raw.get("message"), dict) else {}
+    kind = message.get("type")
+    event.data.update(message_id=message.get("id"), quote_token=message.get("quoteToken"))
+    if kind == "text":
+        event.type, event.text = "text", message.get("text")
+        if message.get("mention"):
+            event.data["mention"] = message["mention"]
+    elif kind in MEDIA_TYPES:
+        event.type = MEDIA_TYPES[kind]
+        event.data["content_provider"] = message.get("contentProvider")
+        for field, name in (("duration", "duration"), ("fileName", "file_name"), ("fileSize", "file_size")):
+            if field in message:
+                event.data[name] = message[field]
+    elif kind == "location":
+        event.type = "location"
+        event.data.update({k: message.get(k) for k in ("title", "address", "latitude", "longitude")})
+    elif kind == "sticker":
+        event.type = "sticker"
+        event.data.update(package_id=message.get("packageId"), sticker_id=message.get("stickerId"),
+                          keywords=message.get("keywords"), text=message.get("text"))
+    else:
+        event.data["line_type"] = f"message.{kind}"
+
+
+def _postback(event: Event, raw: dict[str, Any]) -> None:
+    postback = raw.get("postback") if isinstance(raw.get("postback"), dict) else {}
+    event.type, event.payload = "payload", postback.get("data")
+    if postback.get("params"):
+        event.data["params"] = postback["params"]
+
+
+def _typed(kind: str, **fields: Callable[[dict[str, Any]], Any]) -> Callable[[Event, dict[str, Any]], None]:
+    def parse(event: Event, raw: dict[str, Any]) -> None:
+        event.type = kind
+        for name, read in fields.items():
+            event.data[name] = read(raw)
+    return parse
+
+
+def _members(group: str) -> Callable[[dict[str, Any]], list[str]]:
+    def read(raw: dict[str, Any]) -> list[str]:
+        members = (raw.get(group) or {}).get("members") or []
+        return [m.get("userId") for m in members if isinstance(m, dict)]
+    return read
+
+
+def _other(event: Event, raw: dict[str, Any]) -> None:
+    event.data["line_type"] = raw.get("type")
+
+
+EVENT_PARSERS: dict[str, Callable[[Event, dict[str, Any]], None]] = {
+    "message": _message,
+    "postback": _postback,
+    "follow": _typed("follow", unblocked=lambda raw: bool((raw.get("follow") or {}).get("isUnblocked"))),
+    "unfollow": _typed("unfollow"),
+    "join": _typed("join", bot=lambda raw: True),
+    "leave": _typed("leave", bot=lambda raw: True),
+    "memberJoined": _typed("join", bot=lambda raw: False, members=_members("joined")),
+    "memberLeft": _typed("leave", bot=lambda raw: False, members=_members("left")),
+    "beacon": _typed("beacon", hwid=lambda raw: (raw.get("beacon") or {}).get("hwid"),
+                     beacon_type=lambda raw: (raw.get("beacon") or {}).get("type"),
+                     dm=lambda raw: (raw.get("beacon") or {}).get("dm")),
+    "accountLink": _typed("account_link", result=lambda raw: (raw.get("link") or {}).get("result"),
+                          nonce=lambda raw: (raw.get("link") or {}).get("nonce")),
+    "things": _typed("things", things=lambda raw: raw.get("things")),
+    "unsend": _typed("unsend", message_id=lambda raw: (raw.get("unsend") or {}).get("messageId")),
+    "videoPlayComplete": _typed("video_play_complete",
+                                tracking_id=lambda raw: (raw.get("videoPlayComplete") or {}).get("trackingId")),
+}

@@ -1,0 +1,359 @@
+"""SMS and WhatsApp through Twilio Programmable Messaging.
+
+Twilio posts each incoming message (and each status callback) form-encoded, signed with
+``X-Twilio-Signature`` (https://www.twilio.com/docs/usage/webhooks/webhooks-security); the webhook is
+answered with an empty TwiML ``<Response/>`` and replies go through the Messages API
+(https://www.twilio.com/docs/messaging/api/message-resource).
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import re
+from typing import Any, ClassVar, Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from aiohttp import web
+
+from botkit.errors import BadRequest, ConfigError, Unauthorized
+from botkit.event import Event
+
+from .base import REQUIRED, Adapter, Sender, same_secret
+
+SIGNATURE_HEADER = "X-Twilio-Signature"
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+MEDIA_KINDS = {"image", "audio", "video"}
+WHATSAPP = "whatsapp:"
+MAX_MEDIA = 10
+"""Media items one message carries at most (an MMS)."""
+
+
+def signature(url: str, params: list[tuple[str, str]], auth_token: str) -> str:
+    """Twilio's signature: base64 HMAC-SHA1, keyed with the auth token, of the URL followed by every
+    POST parameter's name and value, sorted by name (then value), as Twilio's own RequestValidator does."""
+    values: dict[str, set[str]] = {}
+    for name, value in params:
+        values.setdefault(name, set()).add(value)
+    signed = url + "".join(name + value for name in sorted(values) for value in sorted(values[name]))
+    return base64.b64encode(hmac.new(auth_token.encode(), signed.encode(), hashlib.sha1).digest()).decode()
+
+
+def url_variants(url: str) -> list[str]:
+    """``url`` as it is, without and with its default port: Twilio signs either form, as its validator allows."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return [url]
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    host = hostport if port is None else hostport.rsplit(":", 1)[0]
+    prefix = f"{userinfo}@" if userinfo else ""
+    default = 443 if parts.scheme == "https" else 80
+    bare = urlunsplit(parts._replace(netloc=prefix + host))
+    ported = urlunsplit(parts._replace(netloc=f"{prefix}{host}:{port or default}"))
+    return [url] + [u for u in (bare, ported) if u != url]
+
+
+def form_params(body: bytes) -> list[tuple[str, str]]:
+    try:
+        return parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("body is not a form-encoded Twilio request") from None
+
+
+def _first(header: str | None) -> str | None:
+    """The first value of a header a chain of proxies may have appended to."""
+    if not header:
+        return None
+    return header.split(",")[0].strip() or None
+
+
+def _pascal(name: str) -> str:
+    """``status_callback`` → ``StatusCallback``: Twilio's parameter names from Python keywords."""
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+
+
+class TwilioAdapter(Adapter):
+    """One Twilio messaging channel; ``prefix`` marks its addresses (``whatsapp:`` or none for SMS)."""
+
+    prefix: ClassVar[str] = ""
+    settings_schema = {"account_sid": REQUIRED, "auth_token": REQUIRED, "phone_number": REQUIRED, "public_url": None}
+    default_api_base = "https://api.twilio.com"
+
+    @classmethod
+    def validate(cls, name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+        merged = super().validate(name, settings)
+        if not str(merged["account_sid"]).startswith("AC"):
+            raise ConfigError(f"channels.{name}.account_sid", "must be the Account SID (AC…) shown in the Twilio Console")
+        number = str(merged["phone_number"]).removeprefix(cls.prefix)
+        if not E164.match(number):
+            raise ConfigError(f"channels.{name}.phone_number", f"must be an E.164 number like +15551234567, not {merged['phone_number']!r}")
+        merged["phone_number"] = number
+        public = merged["public_url"]
+        parts = urlsplit(public) if isinstance(public, str) else None
+        if public is not None and not (parts and parts.scheme in ("http", "https") and parts.netloc):
+            raise ConfigError(f"channels.{name}.public_url", f"must be the http(s) URL Twilio calls, not {public!r}")
+        return merged
+
+    # -- the webhook -------------------------------------------------------------------------------
+
+    def signed_url(self, request: web.Request) -> str:
+        """The URL Twilio signed: ``public_url`` (an origin alone gets the request's path appended, and the
+        request's query string is kept), else the request as seen behind X-Forwarded-Proto/-Host."""
+        raw_path, _, query = request.raw_path.partition("?")
+        public = self.settings["public_url"]
+        if public:
+            parts = urlsplit(public)
+            if parts.path in ("", "/"):
+                parts = parts._replace(path=raw_path)
+            if not parts.query and query:
+                parts = parts._replace(query=query)
+            return urlunsplit(parts)
+        scheme = _first(request.headers.get("X-Forwarded-Proto")) or request.scheme
+        host = _first(request.headers.get("X-Forwarded-Host")) or request.host
+        return f"{scheme}://{host}{request.raw_path}"
+
+    async def verify(self, request: web.Request, body: bytes) -> None:
+        given = request.headers.get(SIGNATURE_HEADER)
+        if not given:
+            raise Unauthorized(f"missing {SIGNATURE_HEADER}")
+        params, url = form_params(body), self.signed_url(request)
+        token = self.settings["auth_token"]
+        if not any([same_secret(given.strip(), signature(u, params, token)) for u in url_variants(url)]):
+            raise Unauthorized(f"wrong {SIGNATURE_HEADER}: the request was changed, auth_token differs, "
+                               f"or {url} is not the URL Twilio calls (set public_url)")
+
+    def parse(self, body: bytes, request: web.Request) -> list[Event]:
+        form = dict(form_params(body))
+        sid = form.get("MessageSid") or form.get("SmsSid") or form.get("SmsMessageSid")
+        if not sid or not form.get("From") or not form.get("To"):
+            raise BadRequest("not a Twilio messaging webhook: MessageSid, From and To are required")
+        if not self.prefix and (form["From"].startswith(WHATSAPP) or form["To"].startswith(WHATSAPP)):
+            raise BadRequest("a WhatsApp message reached the sms webhook: point the WhatsApp sender at the whatsapp channel's URL")
+        if "Body" not in form and (form.get("MessageStatus") or form.get("SmsStatus")):
+            return [self._status_event(form, sid)]
+        user = form["From"].removeprefix(WHATSAPP)
+        event = Event(self.platform, "unknown", f"{self.platform}:{user}", user_id=user, id=sid, raw=form,
+                      meta={"to": user, "message_sid": sid})
+        if form.get("ProfileName"):
+            event.data["profile_name"] = form["ProfileName"]
+        _fill(event, form)
+        return [event]
+
+    def _status_event(self, form: dict[str, str], sid: str) -> Event:
+        """A status callback of a message the bot sent: its session is the recipient's. The id carries
+        the status, so "sent" then "delivered" of one message are two events, not a duplicate."""
+        status = form.get("MessageStatus") or form.get("SmsStatus")
+        user = form["To"].removeprefix(WHATSAPP)
+        event = Event(self.platform, "status", f"{self.platform}:{user}", user_id=user, id=f"{sid}:{status}", raw=form,
+                      meta={"to": user})
+        event.data.update(status=status, message_sid=sid, error_code=form.get("ErrorCode"))
+        return event
+
+    def respond(self, events: list[Event], request: web.Request) -> web.StreamResponse:
+        return web.Response(text=EMPTY_TWIML, content_type="text/xml")
+
+    # -- sending -------------------------------------------------------------------------------------
+
+    def sender(self, event: Event) -> "TwilioSender":
+        return TwilioSender(self, event.meta["to"], event.meta.get("message_sid"))
+
+    def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> "TwilioSender":
+        return TwilioSender(self, session_key.split(":", 1)[1])
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """HTTP Basic auth with the Account SID and auth token, as a header."""
+        pair = f"{self.settings['account_sid']}:{self.settings['auth_token']}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+
+    def account_url(self, path: str) -> str:
+        return f"{self.api_base}/2010-04-01/Accounts/{self.settings['account_sid']}/{path}"
+
+    async def create_message(self, params: list[tuple[str, str]]) -> Any:
+        """``POST …/Messages.json``: returns Twilio's Message resource."""
+        return await self.http.request("POST", self.account_url("Messages.json"), data=params, headers=self.auth)
+
+    # -- CLI -----------------------------------------------------------------------------------------
+
+    async def command(self, argv: list[str]) -> int:
+        parser = argparse.ArgumentParser(prog=f"botkit {self.name}")
+        sub = parser.add_subparsers(dest="what", required=True)
+        webhook = sub.add_parser("webhook", help=f"set or show where Twilio posts {self.name} messages").add_subparsers(dest="action", required=True)
+        webhook.add_parser("set", help=f"point {self.settings['phone_number']} at URL").add_argument("url")
+        webhook.add_parser("info", help="the URL Twilio posts to now")
+        args = parser.parse_args(argv)
+        result = await (self.set_webhook(args.url) if args.action == "set" else self.webhook_info())
+        print(json.dumps(result, indent=2))
+        return 0
+
+    async def set_webhook(self, url: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def webhook_info(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class TwilioSmsAdapter(TwilioAdapter):
+    platform = "sms"
+
+    async def _phone_number(self) -> dict[str, Any]:
+        """The IncomingPhoneNumber resource of ``phone_number``."""
+        number = self.settings["phone_number"]
+        query = urlencode({"PhoneNumber": number})
+        found = await self.http.request("GET", self.account_url(f"IncomingPhoneNumbers.json?{query}"), headers=self.auth)
+        numbers = (found or {}).get("incoming_phone_numbers") or []
+        if not numbers:
+            raise ConfigError(f"channels.{self.name}.phone_number",
+                              f"{number} is not a phone number of account {self.settings['account_sid']}; buy or port it in the Twilio Console")
+        return numbers[0]
+
+    async def set_webhook(self, url: str) -> dict[str, Any]:
+        number = await self._phone_number()
+        params = [("SmsUrl", url), ("SmsMethod", "POST")]
+        updated = await self.http.request("POST", self.account_url(f"IncomingPhoneNumbers/{number['sid']}.json"),
+                                          data=params, headers=self.auth)
+        return _number_summary(updated)
+
+    async def webhook_info(self) -> dict[str, Any]:
+        return _number_summary(await self._phone_number())
+
+
+class TwilioWhatsAppAdapter(TwilioAdapter):
+    """WhatsApp through Twilio. Its sender's webhook lives in Twilio's Senders API on another host,
+    ``messaging_api_base``, which also serves the typing indicator."""
+
+    platform = "whatsapp"
+    prefix = WHATSAPP
+    settings_schema = {**TwilioAdapter.settings_schema, "provider": "twilio", "messaging_api_base": "https://messaging.twilio.com"}
+
+    @classmethod
+    def validate(cls, name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+        merged = super().validate(name, settings)
+        if merged["provider"] not in (None, "twilio"):
+            raise ConfigError(f"channels.{name}.provider", f'must be "twilio" (the default) or "cloud", not {merged["provider"]!r}')
+        merged["messaging_api_base"] = str(merged["messaging_api_base"]).rstrip("/")
+        return merged
+
+    async def messaging(self, method: str, path: str, **kwargs: Any) -> Any:
+        return await self.http.request(method, f"{self.settings['messaging_api_base']}{path}", headers=self.auth, **kwargs)
+
+    async def _sender(self) -> dict[str, Any]:
+        """The WhatsApp sender resource of ``phone_number`` (Senders API, v2)."""
+        wanted = WHATSAPP + self.settings["phone_number"]
+        path = "/v2/Channels/Senders?Channel=whatsapp&PageSize=100"
+        while path:
+            page = await self.messaging("GET", path) or {}
+            for found in page.get("senders") or []:
+                if found.get("sender_id") == wanted:
+                    return found
+            next_url = (page.get("meta") or {}).get("next_page_url")
+            path = _path_of(next_url) if next_url else None
+        raise ConfigError(
+            f"channels.{self.name}.phone_number",
+            f"{wanted} is not a WhatsApp sender of account {self.settings['account_sid']}; for the Sandbox set "
+            "\"When a message comes in\" in Console > Messaging > Try it out > WhatsApp sandbox settings",
+        )
+
+    async def set_webhook(self, url: str) -> dict[str, Any]:
+        found = await self._sender()
+        updated = await self.messaging("POST", f"/v2/Channels/Senders/{found['sid']}",
+                                       json={"webhook": {"callback_url": url, "callback_method": "POST"}})
+        return _sender_summary(updated or found)
+
+    async def webhook_info(self) -> dict[str, Any]:
+        return _sender_summary(await self._sender())
+
+
+class TwilioSender(Sender):
+    """Sends to one phone number through the Messages API; each send returns Twilio's Message resource."""
+
+    def __init__(self, adapter: TwilioAdapter, to: str, reply_to: str | None = None) -> None:
+        self.adapter = adapter
+        self.to = to
+        self.reply_to = reply_to
+
+    async def send_text(self, text: str, **options: Any) -> Any:
+        """``options`` are Messages API parameters, by their Twilio names or in snake_case
+        (``status_callback``, ``content_sid``, ``content_variables``, ``messaging_service_sid``)."""
+        return await self._create(text, **options)
+
+    async def send_image(self, url: str, caption: str | None = None, **options: Any) -> Any:
+        """An MMS (SMS, in the US and Canada) or a WhatsApp image: Twilio fetches ``url``."""
+        return await self._create(caption or "", media_url=url, **options)
+
+    async def send_template(self, content_sid: str, variables: Mapping[str, Any] | None = None, **options: Any) -> Any:
+        """A Content API template (HX…): WhatsApp's buttons and quick replies, and what WhatsApp allows
+        outside the 24-hour customer-service window."""
+        if variables is not None:
+            options["content_variables"] = json.dumps(dict(variables))
+        return await self._create("", content_sid=content_sid, **options)
+
+    async def send_typing(self) -> Any:
+        """WhatsApp's typing indicator on the message being answered (it also marks it read). SMS has none,
+        and neither has a message the bot starts: then this does nothing."""
+        if not isinstance(self.adapter, TwilioWhatsAppAdapter) or not self.reply_to:
+            return None
+        return await self.adapter.messaging("POST", "/v2/Indicators/Typing.json",
+                                            data=[("channel", "whatsapp"), ("messageId", self.reply_to)])
+
+    async def _create(self, body: str, **options: Any) -> Any:
+        prefix, settings = self.adapter.prefix, self.adapter.settings
+        params = [("To", prefix + self.to), ("From", prefix + settings["phone_number"])]
+        if body:
+            params.append(("Body", body))
+        for name, value in options.items():
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                params.append((_pascal(name), str(item)))
+        return await self.adapter.create_message(params)
+
+
+def _fill(event: Event, form: dict[str, str]) -> None:
+    """Type an incoming message: a button reply, a location, media, or text."""
+    body = form.get("Body")
+    if form.get("ButtonPayload"):
+        event.type, event.payload = "payload", form["ButtonPayload"]
+        event.data["title"] = form.get("ButtonText")
+        return
+    if form.get("Latitude") and form.get("Longitude"):
+        event.type = "location"
+        try:
+            event.data.update(latitude=float(form["Latitude"]), longitude=float(form["Longitude"]))
+        except ValueError:
+            raise BadRequest("Latitude and Longitude must be numbers") from None
+        event.data.update(address=form.get("Address"), label=form.get("Label"))
+        return
+    media = [{"url": form[f"MediaUrl{i}"], "content_type": form.get(f"MediaContentType{i}", "")}
+             for i in range(min(_count(form.get("NumMedia")), MAX_MEDIA)) if form.get(f"MediaUrl{i}")]
+    if media:
+        kind = media[0]["content_type"].split("/")[0]
+        event.type = kind if kind in MEDIA_KINDS else "file"
+        event.data.update(url=media[0]["url"], content_type=media[0]["content_type"], media=media)
+        event.text = body or None
+        return
+    if body is not None and (body or form.get("MessageType", "text") == "text"):
+        event.type, event.text = "text", body
+    elif form.get("MessageType"):
+        event.data["message_type"] = form["MessageType"]
+
+
+def _count(value: str | None) -> int:
+    return int(value) if value and value.isdigit() else 0
+
+
+def _path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _number_summary(number: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: number.get(k) for k in ("sid", "phone_number", "sms_url", "sms_method")}
+
+
+def _sender_summary(found: Mapping[str, Any]) -> dict[str, Any]:
+    return {"sid": found.get("sid"), "sender_id": found.get("sender_id"), "status": found.get("status"),
+            "webhook": found.get("webhook")}
