@@ -15,7 +15,8 @@ class Event:
 
     ``type`` is one of ``text``, ``payload``, ``image``, ``audio``, ``video``, ``file``, ``location``,
     ``sticker``, ``follow``, ``unfollow``, ``join``, ``leave``, ``edited``, ``delivery``, ``read``, ``echo``,
-    ``status``, ``referral``, ``optin``, ``beacon``, ``account_link``, ``unsend``, ``scheduled`` or ``unknown``
+    ``status``, ``referral``, ``optin``, ``beacon``, ``account_link``, ``unsend``, ``reaction``, ``invoke``, ``typing``, ``installation``,
+    ``deleted``, ``scheduled`` or ``unknown``
     (see docs/channels.md for which channel sends which). ``data`` holds the type's details (``url``, ``latitude``, …);
     ``meta`` holds what the adapter needs to answer (reply token, activity id) and is not for handlers;
     ``address`` is what the adapter needs to reach the conversation later, kept in the session.
