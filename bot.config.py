@@ -61,6 +61,7 @@ channels = {
         "app_password": env("TEAMS_APP_PASSWORD"),
         "tenant_id": env("TEAMS_TENANT_ID"),
     },
+    "web": {"enabled": env("WEB_CHAT", "on") != "off"},  # the chat page at http://127.0.0.1:5000/
 }
 
 server = {"host": env("HOST", "127.0.0.1"), "port": int(env("PORT", 5000))}

@@ -113,8 +113,11 @@ class Adapter:
     async def start(self) -> None:
         """Called once the bot's HTTP client exists, before webhooks arrive."""
 
+    async def shutdown(self) -> None:
+        """Called when the server stops accepting requests: end long-lived responses (event streams)."""
+
     async def stop(self) -> None:
-        """Called at shutdown."""
+        """Called at shutdown, after running handlers finished."""
 
     async def command(self, argv: list[str]) -> int:
         """``botkit <channel> …``: the platform's set-up commands (webhook set/info/delete)."""

@@ -2,8 +2,9 @@
 from .bot import Bot
 from .config import Config, env, load_config
 from .context import Context
-from .errors import BotkitError, ConfigError, SendError, StoreUnavailable
+from .errors import BotkitError, ConfigError, SendError, SkipSave, StoreUnavailable
 from .event import Event
+from .flows import Flows
 from .session import Session
 
 __all__ = [
@@ -13,7 +14,9 @@ __all__ = [
     "ConfigError",
     "Context",
     "Event",
+    "Flows",
     "SendError",
+    "SkipSave",
     "Session",
     "StoreUnavailable",
     "env",

@@ -13,6 +13,7 @@ from .errors import BotkitError
 from .event import Event
 from .http import HttpClient
 from .registry import adapter_class
+from .scheduling import Scheduler, make_scheduler
 from .session import Session
 
 log = logging.getLogger("botkit")
@@ -53,6 +54,8 @@ class Bot:
             adapter = cls(name, cls.validate(name, settings), self)
             self.adapters[name] = adapter
             self._by_platform.setdefault(adapter.platform, adapter)
+        self._local_senders: dict[str, Any] = {}
+        self.scheduler: Scheduler = make_scheduler(self)
         self.started = False
 
     def _make_store(self) -> SessionStore:
@@ -61,16 +64,22 @@ class Bot:
         settings = self.config.store_settings(name)
         if "dirname" in cls.defaults:
             settings["dirname"] = str(self.config.resolve_path(settings.get("dirname", cls.defaults["dirname"])))
-        return cls(settings, clock=self.clock, lock_timeout=float(self.config.session["lock_timeout"]))
+        return cls(settings, clock=self.clock, lock_timeout=float(self.config.session["lock_timeout"]),
+                   timeout=self.store_timeout)
 
     async def start(self) -> None:
         await self.store.open()
         for adapter in self.adapters.values():
             await adapter.start()
+        await self.scheduler.start()
         self.started = True
 
     async def stop(self) -> None:
         self.started = False
+        try:
+            await self.scheduler.stop(grace=float(self.config.server["shutdown_timeout"]))
+        except Exception:
+            log.exception("stopping the scheduler failed")
         for adapter in self.adapters.values():
             try:
                 await adapter.stop()
@@ -101,8 +110,20 @@ class Bot:
         if event.channel is not None and event.channel in self.adapters:
             return self.adapters[event.channel].sender(event)
         if event.meta.get("sender") is not None:
+            self.attach_sender(session.id, event.meta["sender"])
             return event.meta["sender"]
+        if event.platform not in self._by_platform and session.id in self._local_senders:
+            return self._local_senders[session.id]
         return self.adapter_for(event.platform).push_sender(session.id, session.address)
+
+    def attach_sender(self, session_key: str, sender: Any) -> None:
+        """Reach a conversation held in this process with no channel (the console) through ``sender``, so
+        scheduled steps and ``send_text`` reach it too; an event carrying a sender attaches it."""
+        senders = self._local_senders
+        senders.pop(session_key, None)
+        senders[session_key] = sender
+        if len(senders) > 1024:
+            del senders[next(iter(senders))]
 
     async def load_session(self, session_key: str) -> Session | None:
         """The session as stored, or None when there is none or it expired (read-only: no lease)."""
@@ -134,11 +155,13 @@ class Bot:
 
     # -- messages the bot starts -----------------------------------------------------------------
 
-    async def run(self, session_key: str, handler: Handler, *, event_type: str = "push", data: Mapping[str, Any] | None = None) -> Outcome:
+    async def run(self, session_key: str, handler: Handler, *, event_type: str = "push", data: Mapping[str, Any] | None = None,
+                  event_id: str | None = None) -> Outcome:
         """Run ``handler`` on a session as if an event had come: under the session's lock, with its
-        state, a push sender and a save afterwards. Scheduled steps and proactive sends go through here."""
+        state, a push sender and a save afterwards. Scheduled steps and proactive sends go through here.
+        ``event_id`` makes a repeated run (a scheduled step claimed again) a duplicate, not run twice."""
         platform = session_key.split(":", 1)[0]
-        event = Event(platform=platform, type=event_type, session_key=session_key, data=dict(data or {}))
+        event = Event(platform=platform, type=event_type, session_key=session_key, data=dict(data or {}), id=event_id)
         return await self.dispatcher.handle(event, handler)
 
     async def send_text(self, session_key: str, text: str, **options: Any) -> None:

@@ -74,6 +74,7 @@ class Console:
     async def run(self, stdin: TextIO = sys.stdin) -> None:
         self.out.write(HELP + "\n")
         async with self.bot:
+            self.bot.attach_sender(self.key, self.sender)
             while True:
                 self.out.write("You > ")
                 self.out.flush()

@@ -12,7 +12,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 
 from .context import Context
-from .errors import StoreUnavailable, VersionConflict
+from .errors import SkipSave, StoreUnavailable, VersionConflict
 from .event import Event
 from .session import Session, dumps
 
@@ -27,6 +27,7 @@ Handler = Callable[[Context], Awaitable[Any]]
 class Outcome(str, Enum):
     HANDLED = "handled"
     DUPLICATE = "duplicate"
+    SKIPPED = "skipped"
     FAILED = "failed"
 
 
@@ -114,12 +115,17 @@ class Dispatcher:
                     return Outcome.DUPLICATE
                 if event.address:
                     session.address = event.address
-                session.message_count += 1
-                bot.remember_inbound(session, event, now)
+                if event.is_message:
+                    session.message_count += 1
+                    bot.remember_inbound(session, event, now)
                 context = Context(bot, event, session, bot.sender_for(event, session))
                 try:
                     await handler(context)
                     await flush_sends(context.sender)
+                except SkipSave as skip:
+                    log.info("%s event of %s not saved: %s", event.type, key, skip)
+                    await self._store_call(store.release(lease), bot.store_timeout)
+                    return Outcome.SKIPPED
                 except Exception:
                     log.exception("handler raised on %s event %s of %s; session left as it was", event.type, event.id, key)
                     await flush_sends(context.sender, quietly=True)
@@ -133,6 +139,7 @@ class Dispatcher:
                 session.touch(bot.clock(), bot.expires_in)
                 session.version += 1
                 await self._store_call(store.commit(lease, session.to_record()), bot.store_timeout)
+                await self._after_save(context)
                 return Outcome.HANDLED
             except BaseException:
                 if lease.token is not None:
@@ -140,6 +147,14 @@ class Dispatcher:
                 raise
         finally:
             self.in_flight -= 1
+
+    async def _after_save(self, context: Context) -> None:
+        """Run what the handler asked to happen once its changes are saved (scheduling its steps)."""
+        for callback in context.after_save:
+            try:
+                await callback()
+            except Exception:
+                log.exception("an after-save action of %s failed; the session is saved", context.session.id)
 
     def _state_fits(self, session: Session) -> bool:
         limit = self.bot.max_state_size
@@ -165,6 +180,8 @@ class Dispatcher:
 
     async def _store_call(self, call: Awaitable[Any], timeout: float) -> Any:
         try:
+            if getattr(self.bot.store, "in_process", False):
+                return await call  # it never waits, so a timer would only be armed and cancelled
             async with asyncio.timeout(timeout):
                 return await call
         except (StoreUnavailable, asyncio.CancelledError):

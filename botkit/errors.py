@@ -41,6 +41,11 @@ class BadRequest(RequestRejected):
     status = 400
 
 
+class SkipSave(BotkitError):
+    """Raised by a handler to end its run leaving the session exactly as it was, with no error logged
+    (a scheduled step whose session moved on, say)."""
+
+
 class StoreUnavailable(BotkitError):
     """The session store did not answer in time; the webhook answers 503 so the platform redelivers."""
 

@@ -34,10 +34,19 @@ class SessionStore(abc.ABC):
     shared: ClassVar[bool] = False
     """True when several processes can share the store (it then serialises them itself)."""
 
-    def __init__(self, settings: Mapping[str, Any], *, clock: Callable[[], float], lock_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        settings: Mapping[str, Any],
+        *,
+        clock: Callable[[], float],
+        lock_timeout: float = 30.0,
+        timeout: float = 5.0,
+    ) -> None:
         self.settings = {**self.defaults, **settings}
         self.clock = clock
         self.lock_timeout = lock_timeout
+        self.timeout = timeout
+        """Seconds one store operation may take (connect and read timeouts of a networked store)."""
 
     @classmethod
     def validate(cls, settings: Mapping[str, Any]) -> None:

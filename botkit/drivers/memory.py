@@ -12,6 +12,8 @@ from .base import SessionStore
 class MemoryStore(SessionStore):
     name = "memory"
     defaults = {"max_size": 500}
+    in_process = True
+    """Every call answers without waiting on I/O: the dispatcher arms no timeout around them."""
 
     def __init__(self, settings, **kwargs) -> None:
         super().__init__(settings, **kwargs)
@@ -39,7 +41,7 @@ class MemoryStore(SessionStore):
         version = record["version"]
         if current is not None and current[0] != version - 1:
             raise VersionConflict(f"session {key} changed since it was loaded")
-        records[key] = (version, dumps(record))
+        records[key] = (version, _compact(dumps(record)))
         records.move_to_end(key)
         while len(records) > self.max_size:
             records.popitem(last=False)
@@ -53,3 +55,9 @@ class MemoryStore(SessionStore):
     @property
     def size(self) -> int:
         return len(self._records)
+
+
+def _compact(data: bytes) -> bytes:
+    """A copy sized to the record: orjson's own bytes sit in a buffer of at least 4 KiB, ten times a
+    small session's record (bench.idle_sessions: 4.3 KB per idle session without the copy)."""
+    return bytes(memoryview(data))

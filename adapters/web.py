@@ -1,0 +1,352 @@
+"""The web channel, BotServer style: a session API with bearer tokens, history, a rate limit, server-sent
+events for messages the bot starts, and a chat page at ``GET /``. Reference: docs/channels/web.md.
+
+Session key ``web:<session id>``. The channel keeps in the session's ``address`` only the SHA-256 of the
+token and the user id of an authenticated session; everything else is the Bot's session record.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
+
+import orjson
+from aiohttp import web
+
+from botkit.context import Context
+from botkit.dispatcher import Outcome
+from botkit.errors import BadRequest, BotkitError, ConfigError, RequestRejected, StoreUnavailable, Unauthorized
+from botkit.event import MESSAGE_TYPES, Event
+from botkit.session import Session
+
+from .base import Adapter, parse_json
+from .web_events import Hub, stream
+from .web_messages import Message, WebSender
+from .web_page import page_routes
+from .web_tokens import LoginVerifier, bearer, mint, new_session_id, same_hash, session_of, token_hash
+
+if TYPE_CHECKING:
+    from botkit.bot import Bot
+
+log = logging.getLogger("botkit.adapters.web")
+
+RATE_WINDOW = 60.0
+MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class TooManyRequests(RequestRejected):
+    status = 429
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class SessionGone(BotkitError):
+    """The session ended or lost its token between the token check and the handler's turn."""
+
+
+@dataclass(slots=True)
+class Visitor:
+    """Who a request with a valid token speaks for."""
+
+    session: Session
+    session_id: str
+    token_hash: str
+    user_id: str | None
+
+
+class WebAdapter(Adapter):
+    platform = "web"
+    settings_schema = {
+        "rate_limit": 60,            # messages a minute per session
+        "idle_timeout": 30,          # minutes without a message after which the state starts afresh
+        "anonymous_expiry": 7,       # days without a message after which an anonymous session's token dies
+        "max_message_size": 4096,    # bytes of UTF-8 in a message's text or payload
+        "jwt_key": None,             # HS256 secret or PEM public key of the site's logins
+        "jwt_audience": None,
+        "jwt_issuer": None,
+        "page": True,                # serve the chat page at GET <path>/
+        "title": "Chat",             # the page's title and heading
+    }
+    keepalive = 15.0
+    """Seconds between the comments that keep an idle event stream open through proxies."""
+    poll = 0.5
+    """Seconds between checks that an event stream's client is still there."""
+
+    def __init__(self, name: str, settings: Mapping[str, Any], bot: "Bot") -> None:
+        super().__init__(name, settings, bot)
+        self.path = (self.settings.get("path") or "").rstrip("/")
+        self.rate_limit: int = self.settings["rate_limit"]
+        self.idle_timeout: float | None = self.settings["idle_timeout"]
+        self.anonymous_expiry: float | None = self.settings["anonymous_expiry"]
+        self.max_message_size: int = self.settings["max_message_size"]
+        self.login = LoginVerifier.from_settings(name, self.settings, bot.clock)
+        self.hub = Hub()
+
+    @classmethod
+    def validate(cls, name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+        merged = super().validate(name, settings)
+        for key in ("rate_limit", "max_message_size"):
+            _check_number(name, key, merged[key], whole=True)
+        for key in ("idle_timeout", "anonymous_expiry"):
+            if merged[key] is not None:
+                _check_number(name, key, merged[key], whole=False)
+        path = merged["path"]
+        if path is not None and (not isinstance(path, str) or not path.startswith("/") or "?" in path or "#" in path):
+            raise ConfigError(f"channels.{name}.path", f'must be a URL path such as "/chat" (the API then is /chat/api/…), not {path!r}')
+        if not isinstance(merged["page"], bool):
+            raise ConfigError(f"channels.{name}.page", "must be True (serve the chat page) or False (the API only)")
+        if not isinstance(merged["title"], str):
+            raise ConfigError(f"channels.{name}.title", "must be a string")
+        LoginVerifier.from_settings(name, merged, time.time)
+        return merged
+
+    # -- routes --------------------------------------------------------------------------------------
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        api = f"{self.path}/api"
+        routes = [
+            web.post(f"{api}/session", self._api(self.create_session)),
+            web.delete(f"{api}/session", self._api(self.end_session)),
+            web.post(f"{api}/chat", self._api(self.chat)),
+            web.get(f"{api}/history", self._api(self.history)),
+            web.get(f"{api}/events", self._api(self.events)),
+        ]
+        if self.settings["page"]:
+            routes += page_routes(self.path, self.settings["title"])
+        return routes
+
+    def _api(self, route: Route) -> Route:
+        """JSON errors for every API route: 4xx with ``{"error": …}``, 503 when the store is unreachable."""
+
+        @functools.wraps(route)
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            try:
+                return await route(request)
+            except RequestRejected as exc:
+                headers = {}
+                if exc.status == 401:
+                    headers["WWW-Authenticate"] = 'Bearer realm="botkit"'
+                if isinstance(exc, TooManyRequests):
+                    headers["Retry-After"] = str(exc.retry_after)
+                return _json({"error": exc.reason}, exc.status, headers)
+            except StoreUnavailable as exc:
+                log.error("%s: session store unavailable (%s); answered 503", self.name, exc)
+                return _json({"error": "the bot cannot reach its session store; try again shortly"}, 503, {"Retry-After": "1"})
+
+        return guarded
+
+    # -- the session API -----------------------------------------------------------------------------
+
+    async def create_session(self, request: web.Request) -> web.Response:
+        """``POST /api/session`` (body optional; ``{"login": "<JWT>"}`` for an authenticated session) → 201."""
+        body = await self._read_json(request, empty_ok=True)
+        login = body.get("login")
+        user_id = None
+        if login is not None:
+            if not isinstance(login, str):
+                raise BadRequest("login must be the JWT your site's login issued, as a string")
+            if self.login is None:
+                raise BadRequest(f"this bot accepts no logins (channels.{self.name}.jwt_key is not set)")
+            user_id = self.login.user_id(login)
+        session_id = new_session_id()
+        token = mint(session_id)
+        address = {"token_hash": token_hash(token), "user_id": user_id}
+
+        async def begin(context: Context) -> None:
+            session = context.session
+            session.address = address
+            session.history.clear()
+            session.message_count = 0
+
+        outcome = await self.bot.run(f"web:{session_id}", begin, event_type="session_created")
+        if outcome is not Outcome.HANDLED:
+            raise StoreUnavailable(f"creating web:{session_id} ended {outcome.value}")
+        return _json({"session_id": session_id, "token": token}, 201)
+
+    async def end_session(self, request: web.Request) -> web.Response:
+        """``DELETE /api/session``: the token stops working and the session's open pages are closed."""
+        visitor = await self._authorize(request)
+
+        async def end(context: Context) -> None:
+            if _holds(context.session, visitor.token_hash):
+                context.session.address = {"user_id": visitor.user_id, "ended_at": self.bot.clock()}
+
+        await self.bot.run(f"web:{visitor.session_id}", end, event_type="session_ended")
+        self.hub.close(visitor.session_id)
+        return web.Response(status=204)
+
+    async def history(self, request: web.Request) -> web.Response:
+        """``GET /api/history``: the session's stored messages, both directions, oldest first."""
+        visitor = await self._authorize(request)
+        messages = [m for m in visitor.session.history if m.get("dir") == "out" or m.get("type") in MESSAGE_TYPES]
+        return _json({"session_id": visitor.session_id, "messages": messages})
+
+    async def chat(self, request: web.Request) -> web.Response:
+        """``POST /api/chat`` ``{"text"}`` or ``{"payload", "text"?}`` (``"id"`` makes retries safe) → what the
+        handler sent, and an ``error`` when it failed (the session is then left as it was)."""
+        visitor = await self._authorize(request)
+        await self._count_message(visitor.session_id)
+        body = await self._read_json(request)
+        sent: list[Message] = []
+        event = self._event(visitor, body, WebSender(sent.append, self.bot.clock))
+        outcome = await self.bot.dispatcher.handle(event, self._run_handler)
+        if event.meta.get("gone"):
+            raise Unauthorized("the session ended")
+        if outcome is Outcome.DUPLICATE:
+            return _json({"messages": [], "duplicate": True})
+        if outcome is Outcome.FAILED:
+            return _json({"messages": sent, "error": "the bot failed while handling this message; the conversation is as it was before it"})
+        return _json({"messages": sent})
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        """``GET /api/events``: a ``text/event-stream`` of the messages the bot starts (same bearer token)."""
+        visitor = await self._authorize(request)
+        queue = self.hub.subscribe(visitor.session_id)
+        try:
+            return await stream(request, queue, keepalive=self.keepalive, poll=self.poll)
+        finally:
+            self.hub.unsubscribe(visitor.session_id, queue)
+
+    # -- checks --------------------------------------------------------------------------------------
+
+    async def _authorize(self, request: web.Request) -> Visitor:
+        """Every API request: a well-formed token whose session exists, holds its hash and has not expired."""
+        token = bearer(request.headers.get("Authorization"))
+        if token is None:
+            raise Unauthorized("missing Authorization: Bearer <token>; get a token with POST /api/session")
+        session_id = session_of(token)
+        if session_id is None:
+            raise Unauthorized("malformed token")
+        session = await self._load(f"web:{session_id}")
+        hashed = token_hash(token)
+        if session is None or not _holds(session, hashed):
+            raise Unauthorized("unknown or revoked token")
+        user_id = session.address.get("user_id")
+        if user_id is None and self._anonymous_expired(session):
+            raise Unauthorized("the session expired; start a new one with POST /api/session")
+        return Visitor(session, session_id, hashed, user_id)
+
+    def _anonymous_expired(self, session: Session) -> bool:
+        if self.anonymous_expiry is None:
+            return False
+        return self.bot.clock() - session.last_activity > self.anonymous_expiry * 86400
+
+    async def _count_message(self, session_id: str) -> None:
+        try:
+            count, resets_in = await self.bot.hit(f"web-rate:{session_id}", RATE_WINDOW)
+        except Exception as exc:
+            raise StoreUnavailable(f"rate-limit counter: {type(exc).__name__}: {exc}") from exc
+        if count > self.rate_limit:
+            wait = max(1, math.ceil(resets_in))
+            raise TooManyRequests(f"more than {self.rate_limit} messages a minute; try again in {wait} s", wait)
+
+    async def _load(self, key: str) -> Session | None:
+        try:
+            return await self.bot.load_session(key)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _read_json(self, request: web.Request, *, empty_ok: bool = False) -> dict[str, Any]:
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            limit = self.bot.config.server["client_max_size"]
+            raise RequestRejected(f"the request body is over {limit} bytes (server.client_max_size)", 413) from None
+        if not body.strip() and empty_ok:
+            return {}
+        value = parse_json(body)
+        if not isinstance(value, dict):
+            raise BadRequest("the body must be a JSON object")
+        return value
+
+    def _event(self, visitor: Visitor, body: dict[str, Any], sender: WebSender) -> Event:
+        text, payload, message_id = body.get("text"), body.get("payload"), body.get("id")
+        for field, value in (("text", text), ("payload", payload)):
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise BadRequest(f"{field} must be a string")
+            size = len(value.encode())
+            if size > self.max_message_size:
+                raise RequestRejected(f"the message's {field} is {size} bytes; the limit is {self.max_message_size}", 413)
+        if payload is None and (text is None or not text.strip()):
+            raise BadRequest('send {"text": "…"} or {"payload": "…"}; the text must not be empty')
+        if message_id is not None and (not isinstance(message_id, str) or not MESSAGE_ID.fullmatch(message_id)):
+            raise BadRequest("id must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -")
+        return Event(
+            platform=self.platform,
+            type="payload" if payload is not None else "text",
+            session_key=f"web:{visitor.session_id}",
+            user_id=visitor.user_id,
+            text=text,
+            payload=payload,
+            id=message_id or uuid.uuid4().hex,
+            timestamp=self.bot.clock(),
+            raw=body,
+            meta={"sender": sender, "token_hash": visitor.token_hash},
+            channel=self.name,
+        )
+
+    async def _run_handler(self, context: Context) -> None:
+        """The user's handler, under the session's lock: once more sure the session still holds the token,
+        and with the state started afresh after ``idle_timeout`` minutes without a message."""
+        session, event = context.session, context.event
+        if not _holds(session, event.meta["token_hash"]):
+            event.meta["gone"] = True
+            raise SessionGone(f"{session.id} ended while a message waited for its turn")
+        if self.idle_timeout is not None and self.bot.clock() - session.last_activity > self.idle_timeout * 60:
+            context.reset_state()
+            session.slug = session.previous_slug = None
+        await self.bot.handler(context)
+
+    # -- sending -------------------------------------------------------------------------------------
+
+    def sender(self, event: Event) -> WebSender:
+        return event.meta["sender"]
+
+    def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> WebSender:
+        """Messages the bot starts go to the session's open pages; the history keeps them either way."""
+        session_id = session_key.split(":", 1)[1]
+
+        def deliver(message: Message) -> None:
+            if not address or not address.get("token_hash"):
+                raise BotkitError(f"{session_key} is not an open web session (sessions start with POST /api/session)")
+            self.hub.publish(session_id, message)
+
+        return WebSender(deliver, self.bot.clock)
+
+    # -- life cycle ----------------------------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        """The server stops taking requests: end the event streams now rather than at the drain timeout."""
+        self.hub.close()
+
+    async def stop(self) -> None:
+        self.hub.close()
+
+
+def _holds(session: Session, hashed: str) -> bool:
+    """True while the session keeps this token hash."""
+    return same_hash((session.address or {}).get("token_hash"), hashed)
+
+
+def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json",
+                        headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+def _check_number(channel: str, key: str, value: Any, *, whole: bool) -> None:
+    kinds = (int,) if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+        what = "a positive whole number" if whole else "a positive number (or None to turn it off)"
+        raise ConfigError(f"channels.{channel}.{key}", f"must be {what}, not {value!r}")
