@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the services the tests talk to are up: Redis on 127.0.0.1:6379, PostgreSQL on
-# 127.0.0.1:5432 (trust auth), and Debian's chromium for the web chat browser test. Installs from the
-# OS packages what is missing, starts what is stopped. Safe to run again.
+# 127.0.0.1:5432 (trust auth, databases postgres and test), and Debian's chromium for the web chat
+# browser test. Installs from the OS packages what is missing, starts what is stopped. Safe to run again.
 set -uo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -11,15 +11,22 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
+command -v redis-server >/dev/null || apt_install redis-server
+command -v redis-cli >/dev/null || apt_install redis-tools
 if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
-  command -v redis-server >/dev/null || apt_install redis-server
   mkdir -p /var/lib/redis /var/log/redis
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
     --dir /var/lib/redis --logfile /var/log/redis/ci.log
 fi
 
+if ! command -v pg_ctlcluster >/dev/null; then
+  apt_install postgresql
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  # the tests connect as postgres over TCP without a password, as on the project's machines
+  sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' "/etc/postgresql/$version/main/pg_hba.conf"
+  sed -i -E 's/^(local\s+all\s+postgres\s+)\S+/\1trust/' "/etc/postgresql/$version/main/pg_hba.conf"
+fi
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
-  command -v pg_ctlcluster >/dev/null || apt_install postgresql
   as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start || true
 fi
 
@@ -28,7 +35,11 @@ if ! command -v chromium >/dev/null; then
 fi
 
 for _ in $(seq 1 30); do
-  redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432 && exit 0
+  if redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432; then
+    psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'test'" | grep -q 1 \
+      || createdb -h 127.0.0.1 -U postgres test
+    exit 0
+  fi
   sleep 1
 done
 echo "services: Redis or PostgreSQL did not come up; their tests will fail" >&2

@@ -1,0 +1,113 @@
+"""The MongoDB driver beyond the conformance suite: the document and TTL index a user sees, expiry, the
+CLI. These need a server: they run where MONGODB_URL is set and are skipped, with the reason, elsewhere.
+Settings mistakes and an unreachable server are checked everywhere."""
+from __future__ import annotations
+
+import json
+import time
+from datetime import timezone
+
+import pytest
+
+from botkit import Bot, ConfigError, StoreUnavailable
+from botkit.drivers.mongo import MongoStore
+from botkit.event import Event
+
+from .stores import MONGODB_URL, bot_folder, free_port, mongo_store, run_cli
+from .support import counter, make_config
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+async def store(tmp_path, clock):
+    async with mongo_store(tmp_path, clock) as opened:
+        yield opened
+
+
+def bot_on(store, tmp_path, **session) -> Bot:
+    config = make_config(tmp_path, session={"driver": "mongo", **session})
+    bot = Bot(config, handler=counter, store=store, channels={}, clock=store.clock)
+    bot.sent = []
+
+    class Collect:
+        async def send_text(self, text, **options):
+            bot.sent.append(text)
+
+    bot.collect = Collect()
+    return bot
+
+
+def text(bot, key: str = "test:1") -> Event:
+    return Event("test", "text", key, text="hi", meta={"sender": bot.collect})
+
+
+async def test_a_session_is_a_document_keyed_by_the_session_key_under_a_ttl_index(store, tmp_path):
+    bot = bot_on(store, tmp_path, expires_in=10)
+    await bot.dispatch([text(bot)])
+    doc = await store.sessions.find_one({"_id": "test:1"})
+    assert doc["record"] == await store.load("test:1") and doc["record"]["state"] == {"count": 1}
+    assert doc["version"] == 1 and "lease_token" not in doc
+    assert doc["expires_at"].timestamp() == pytest.approx(store.clock() + 600, abs=0.01)
+    assert doc["expires_at"].tzinfo is not None and doc["expires_at"].utcoffset() == timezone.utc.utcoffset(None)
+    indexes = await store.sessions.index_information()
+    assert indexes["expires_at_ttl"]["key"] == [("expires_at", 1)] and indexes["expires_at_ttl"]["expireAfterSeconds"] == 0
+
+
+async def test_expired_documents_are_ignored_before_the_ttl_monitor_removes_them(store, clock, tmp_path):
+    bot = bot_on(store, tmp_path, expires_in=1)
+    await bot.dispatch([text(bot)])
+    await bot.dispatch([text(bot)])
+    clock.now += 61
+    assert await store.load("test:1") is None and await store.keys() == []
+    await bot.dispatch([text(bot)])
+    assert bot.sent == ["Count: 1", "Count: 2", "Count: 1"]
+
+
+async def test_sessions_list_show_delete_on_mongo(store, tmp_path):
+    config = bot_folder(tmp_path / "bot", session={"driver": "mongo", "stores": {"mongo": {
+        "url": MONGODB_URL, "database": store.settings["database"], "collection": store.settings["collection"]}}})
+    bot = bot_on(store, tmp_path)
+    for key in ("test:1", "test:2", "line:Uabc"):
+        await bot.dispatch([text(bot, key)])
+
+    listed = run_cli("sessions", "--config", str(config), "list")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split() == ["line:Uabc", "test:1", "test:2"]
+    shown = run_cli("sessions", "--config", str(config), "show", "test:2")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["state"] == {"count": 1}
+    deleted = run_cli("sessions", "--config", str(config), "delete", "test:2")
+    assert deleted.returncode == 0 and "deleted test:2" in deleted.stdout
+    assert await store.load("test:2") is None
+
+
+async def test_an_unreachable_mongodb_fails_fast_with_store_unavailable():
+    store = MongoStore({"url": f"mongodb://127.0.0.1:{free_port()}"}, clock=time.time, timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="cannot prepare MongoDB"):
+        await store.open()
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("stores, setting", [
+    ({"mongo": {"url": "redis://x"}}, "session.stores.mongo.url"),
+    ({"mongo": {"database": ""}}, "session.stores.mongo.database"),
+    ({"mongo": {"collection": "a$b"}}, "session.stores.mongo.collection"),
+    ({"mongo": {"pool_size": 0}}, "session.stores.mongo.pool_size"),
+    ({"mongo": {"lease": None}}, "session.stores.mongo.lease"),
+])
+def test_a_wrong_setting_is_named(stores, setting):
+    with pytest.raises(ConfigError) as caught:
+        make_config(session={"driver": "mongo", "stores": stores})
+    assert caught.value.setting == setting
