@@ -24,6 +24,9 @@ log = logging.getLogger("botkit.adapters")
 REQUIRED: Any = object()
 """Marks a setting with no default: a listed channel without it stops start-up."""
 
+MALFORMED = (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError)
+"""What parsing a body of the wrong shape raises; a 400, never a 500, whatever the adapter missed."""
+
 COMMON_SETTINGS: dict[str, Any] = {"enabled": True, "path": None, "api_base": None}
 
 
@@ -78,6 +81,9 @@ class Adapter:
         except RequestRejected as exc:
             log.info("%s webhook rejected (%d): %s", self.name, exc.status, exc.reason)
             return web.Response(status=exc.status, text=exc.reason)
+        except MALFORMED as exc:  # a verified body of the wrong shape that parse did not foresee
+            log.warning("%s webhook rejected (400): malformed body (%s: %s)", self.name, type(exc).__name__, exc)
+            return web.Response(status=400, text="malformed body")
         for event in events:
             event.channel = self.name
         try:

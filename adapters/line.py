@@ -60,13 +60,15 @@ class LineAdapter(Adapter):
         kind = require(raw.get("type"), str, "events[].type")
         source = raw.get("source") if isinstance(raw.get("source"), dict) else {}
         chat_type = source.get("type")
-        chat_id = source.get(CHAT_ID_FIELDS.get(chat_type, ""))
+        chat_id = source.get(CHAT_ID_FIELDS.get(chat_type, "")) if isinstance(chat_type, str) else None
+        if chat_id is not None:
+            require(chat_id, str, "events[].source id")
         timestamp = raw.get("timestamp")
         event = Event(
             platform=self.platform,
             type="unknown",
             session_key=f"line:{chat_id}" if chat_id else NO_CHAT_KEY,
-            user_id=source.get("userId"),
+            user_id=source.get("userId") if isinstance(source.get("userId"), str) else None,
             id=raw.get("webhookEventId"),
             timestamp=timestamp / 1000 if isinstance(timestamp, (int, float)) else None,
             raw=raw,

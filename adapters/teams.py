@@ -382,7 +382,8 @@ def _timestamp(value: Any) -> float | None:
 
 
 def _pick(source: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    return {field: source[field] for field in fields if source.get(field) is not None}
+    """The named fields that hold plain values (a reference keeps no nested structure from the body)."""
+    return {field: source[field] for field in fields if isinstance(source.get(field), (str, bool, int, float))}
 
 
 def _without_none(mapping: dict[str, Any]) -> dict[str, Any]:

@@ -113,8 +113,8 @@ class Dispatcher:
                     log.info("event %s of %s was handled already; acknowledged, not run again", event.id, key)
                     await self._store_call(store.release(lease), bot.store_timeout)
                     return Outcome.DUPLICATE
-                if event.address:
-                    session.address = event.address
+                if event.address and event.address != session.address:
+                    self._take_address(session, event)
                 if event.is_message:
                     session.message_count += 1
                     bot.remember_inbound(session, event, now)
@@ -156,11 +156,25 @@ class Dispatcher:
             except Exception:
                 log.exception("an after-save action of %s failed; the session is saved", context.session.id)
 
+    @staticmethod
+    def _take_address(session: Session, event: Event) -> None:
+        """Keep how to reach the conversation, if it can be stored (it comes from the platform's body)."""
+        try:
+            dumps(event.address)
+        except (TypeError, RecursionError) as exc:
+            log.warning("address of %s event %s not kept: %s", event.type, event.id, exc)
+            return
+        session.address = event.address
+
     def _state_fits(self, session: Session) -> bool:
+        try:
+            size = len(dumps(session.state))
+        except TypeError as exc:
+            log.error("state of %s is not JSON-serialisable (%s); not saved, session left as it was", session.id, exc)
+            return False
         limit = self.bot.max_state_size
         if not limit:
             return True
-        size = len(dumps(session.state))
         if size <= limit:
             return True
         log.error(

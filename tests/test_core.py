@@ -118,3 +118,15 @@ async def test_session_fields_are_kept(tmp_path):
 
 async def _noop() -> None:
     return None
+
+
+async def test_a_state_that_is_not_json_is_refused_not_retried_forever(tmp_path, caplog):
+    async def handler(context):
+        context.set_state({"tags": {"a", "b"} if context.event.text == "set" else ["a"]})
+
+    bot = make_bot(tmp_path, handler)
+    await run(bot, "list")
+    outcome = await bot.dispatch([Event("test", "text", "test:1", text="set", meta={"sender": Collect()})])
+    assert [o.value for o in outcome] == ["failed"]
+    assert (await bot.store.load("test:1"))["state"]["tags"] == ["a"]
+    assert "not JSON-serialisable" in caplog.text
