@@ -33,6 +33,25 @@ def file_name(key: str) -> str:
     return name + SUFFIX
 
 
+def write_atomically(path: Path, data: bytes, *, fsync: bool = False) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``: a reader sees the
+    old content or the new, never half of it, whatever happens mid-write."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            if fsync:
+                out.flush()
+                os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
 class FileStore(SessionStore):
     name = "file"
     defaults = {"dirname": ".session", "fsync": False}
@@ -69,20 +88,7 @@ class FileStore(SessionStore):
         current = self._read(record["id"])
         if current is not None and current.get("version", 0) != record["version"] - 1:
             raise VersionConflict(f"session {record['id']} changed since it was loaded")
-        fd, tmp = tempfile.mkstemp(dir=self.dirname, prefix=".tmp-", suffix=SUFFIX)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(dumps(record))
-                if self.settings["fsync"]:
-                    out.flush()
-                    os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        write_atomically(path, dumps(record), fsync=self.settings["fsync"])
 
     def _try_begin(self, key: str) -> Lease | None:
         """Lock the session's lock file and read its record, in one trip to a worker thread."""

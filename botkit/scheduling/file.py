@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import orjson
 
+from ..drivers.file import write_atomically
 from .base import StepStore
 from .step import Step
 
@@ -43,17 +43,7 @@ class FileStepStore(StepStore):
             return {}
 
     def _write(self, steps: Steps) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.dirname, prefix=".tmp-schedule-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(orjson.dumps(steps))
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        write_atomically(self.path, orjson.dumps(steps))
 
     def _locked(self, change: Callable[[Steps], tuple[T, bool]]) -> T:
         """Run ``change`` on the schedule under the lock; it returns its result and whether it changed it."""
