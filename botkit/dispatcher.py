@@ -102,51 +102,54 @@ class Dispatcher:
     async def _handle_locked(self, event: Event, handler: Handler) -> Outcome:
         bot = self.bot
         store = bot.store
-        key = event.session_key
         self.in_flight += 1
         try:
-            lease = await self._store_call(store.begin(key), bot.lock_timeout)
+            lease = await self._store_call(store.begin(event.session_key), bot.lock_timeout)
             try:
-                now = bot.clock()
-                session = self._session_from(lease.record, key, now)
-                if event.id is not None and session.has_handled(event.id):
-                    log.info("event %s of %s was handled already; acknowledged, not run again", event.id, key)
+                session = self._session_from(lease.record, event.session_key, bot.clock())
+                outcome, context = await self._run(event, handler, session)
+                if outcome is not Outcome.HANDLED:
                     await self._store_call(store.release(lease), bot.store_timeout)
-                    return Outcome.DUPLICATE
-                if event.address and event.address != session.address:
-                    self._take_address(session, event)
-                if event.is_message:
-                    session.message_count += 1
-                    bot.remember_inbound(session, event, now)
-                context = Context(bot, event, session, bot.sender_for(event, session))
-                try:
-                    await handler(context)
-                    await flush_sends(context.sender)
-                except SkipSave as skip:
-                    log.info("%s event of %s not saved: %s", event.type, key, skip)
-                    await self._store_call(store.release(lease), bot.store_timeout)
-                    return Outcome.SKIPPED
-                except Exception:
-                    log.exception("handler raised on %s event %s of %s; session left as it was", event.type, event.id, key)
-                    await flush_sends(context.sender, quietly=True)
-                    await self._store_call(store.release(lease), bot.store_timeout)
-                    return Outcome.FAILED
-                if not self._state_fits(session):
-                    await self._store_call(store.release(lease), bot.store_timeout)
-                    return Outcome.FAILED
+                    return outcome
                 if event.id is not None:
                     session.mark_handled(event.id)
                 session.touch(bot.clock(), bot.expires_in)
                 session.version += 1
                 await self._store_call(store.commit(lease, session.to_record()), bot.store_timeout)
-                await self._after_save(context)
-                return Outcome.HANDLED
             except BaseException:
                 if lease.token is not None:
                     await asyncio.shield(self._release_quietly(lease))
                 raise
+            await self._after_save(context)
+            return outcome
         finally:
             self.in_flight -= 1
+
+    async def _run(self, event: Event, handler: Handler, session: Session) -> tuple[Outcome, Context | None]:
+        """Run the handler on the loaded session; HANDLED means its changes are to be saved."""
+        bot = self.bot
+        if event.id is not None and session.has_handled(event.id):
+            log.info("event %s of %s was handled already; acknowledged, not run again", event.id, session.id)
+            return Outcome.DUPLICATE, None
+        if event.address and event.address != session.address:
+            self._take_address(session, event)
+        if event.is_message:
+            session.message_count += 1
+            bot.remember_inbound(session, event, bot.clock())
+        context = Context(bot, event, session, bot.sender_for(event, session))
+        try:
+            await handler(context)
+            await flush_sends(context.sender)
+        except SkipSave as skip:
+            log.info("%s event of %s not saved: %s", event.type, session.id, skip)
+            return Outcome.SKIPPED, context
+        except Exception:
+            log.exception("handler raised on %s event %s of %s; session left as it was", event.type, event.id, session.id)
+            await flush_sends(context.sender, quietly=True)
+            return Outcome.FAILED, context
+        if not self._state_fits(session):
+            return Outcome.FAILED, context
+        return Outcome.HANDLED, context
 
     async def _after_save(self, context: Context) -> None:
         """Run what the handler asked to happen once its changes are saved (scheduling its steps)."""
@@ -194,8 +197,8 @@ class Dispatcher:
 
     async def _store_call(self, call: Awaitable[Any], timeout: float) -> Any:
         try:
-            if getattr(self.bot.store, "in_process", False):
-                return await call  # it never waits, so a timer would only be armed and cancelled
+            if self.bot.store.in_process:
+                return await call
             async with asyncio.timeout(timeout):
                 return await call
         except (StoreUnavailable, asyncio.CancelledError):

@@ -33,6 +33,8 @@ class SessionStore(abc.ABC):
     defaults: ClassVar[Mapping[str, Any]] = {}
     shared: ClassVar[bool] = False
     """True when several processes can share the store (it then serialises them itself)."""
+    in_process: ClassVar[bool] = False
+    """True when no call waits on I/O: the dispatcher then arms no timeout around them."""
 
     def __init__(
         self,

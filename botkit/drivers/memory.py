@@ -13,7 +13,6 @@ class MemoryStore(SessionStore):
     name = "memory"
     defaults = {"max_size": 500}
     in_process = True
-    """Every call answers without waiting on I/O: the dispatcher arms no timeout around them."""
 
     def __init__(self, settings, **kwargs) -> None:
         super().__init__(settings, **kwargs)
