@@ -1,0 +1,148 @@
+"""The rows of the bench: which server, which session driver, how many workers, and how to start it."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import shutil
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .procs import python
+
+TOKEN = "123456:bench-token"
+SECRET = "bench-secret-token"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_PREFIX = "botkit-bench:"
+POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+POSTGRES_TABLE = "botkit_bench_sessions"
+SERVICES = {"redis": ("127.0.0.1", 6379), "postgres": ("127.0.0.1", 5432)}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One server set-up. ``variant`` names a launch variant (see bench.launch) for ablation rows."""
+
+    driver: str | None  # None: the no-framework baseline
+    workers: int = 1
+    variant: str | None = None
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.driver is None
+
+    @property
+    def name(self) -> str:
+        name = "baseline" if self.is_baseline else self.driver
+        if self.variant:
+            name += f" ({self.variant})"
+        return f"{name} ×{self.workers}" if self.workers > 1 else name
+
+
+MAIN_ROWS = [Row("memory"), Row("file"), Row("redis"), Row("postgres"),
+             Row("file", 2), Row("redis", 2), Row("postgres", 2)]
+"""The memory driver has no ×2 row: its sessions live in one process, so it refuses to be shared."""
+ABLATION_ROWS = [Row("memory", variant="access log"), Row("memory", variant="no history"),
+                 Row("memory", variant="no uvloop"), Row("memory", variant="stdlib json"),
+                 Row("memory", variant="default gc"), Row(None, variant="gc tuned")]
+CONFIG_VARIANTS = {"access log", "no history"}
+"""Variants made in the generated bot.config.py; the others are bench.launch's."""
+
+
+def unavailable(row: Row) -> str | None:
+    """Why the row cannot run on this checkout and machine, or None when it can."""
+    if row.workers > 1 and importlib.util.find_spec("botkit.workers") is None:
+        return "--workers not available (botkit/workers.py not written yet)"
+    if row.driver in ("redis", "postgres"):
+        module = f"botkit.drivers.{row.driver}"
+        if importlib.util.find_spec(module) is None:
+            return f"driver not available ({module.replace('.', '/')}.py not written yet)"
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            return f"driver not available ({type(exc).__name__}: {exc})"
+        host, port = SERVICES[row.driver]
+        try:
+            socket.create_connection((host, port), timeout=1.0).close()
+        except OSError:
+            return f"{row.driver} not reachable on {host}:{port} (bash scripts/services.sh)"
+    return None
+
+
+def store_settings(driver: str, workdir: Path) -> dict[str, Any]:
+    if driver == "memory":
+        return {"max_size": 100_000}  # more than the bench's users: no eviction
+    if driver == "file":
+        return {"dirname": str(workdir / "sessions")}
+    if driver == "redis":
+        return {"url": REDIS_URL, "prefix": REDIS_PREFIX}
+    if driver == "postgres":
+        return {"dsn": POSTGRES_DSN, "table": POSTGRES_TABLE}
+    return {}
+
+
+def write_config(row: Row, workdir: Path, port: int, api_base: str) -> Path:
+    """The bench bot's bot.config.py: the example counting bot behind the Telegram webhook."""
+    assert row.driver is not None
+    session = {"driver": row.driver, "stores": {row.driver: store_settings(row.driver, workdir)}}
+    if row.variant == "no history":
+        session["history"] = 0
+    settings = {
+        "app": "examples.counter.bot:app",
+        "initial_state": {"count": 0},
+        "session": session,
+        "channels": {"telegram": {"access_token": TOKEN, "secret_token": SECRET, "api_base": api_base}},
+        "server": {"host": "127.0.0.1", "port": port, "access_log": row.variant == "access log"},
+    }
+    path = workdir / "bot.config.py"
+    path.write_text("".join(f"{name} = {value!r}\n" for name, value in settings.items()))
+    return path
+
+
+def server_argv(row: Row, workdir: Path, port: int, api_base: str) -> list[str]:
+    if row.is_baseline:
+        argv = python("bench.baseline", "--port", str(port), "--api-base", api_base, "--token", TOKEN,
+                      "--secret", SECRET, "--workers", str(row.workers))
+        return argv + ["--tune-gc"] if row.variant == "gc tuned" else argv
+    config = write_config(row, workdir, port, api_base)
+    command = ["start", "--config", str(config), "--port", str(port)]
+    if row.workers > 1:
+        command += ["--workers", str(row.workers)]
+    if row.variant and row.variant not in CONFIG_VARIANTS:
+        return python("bench.launch", row.variant, *command)
+    return [botkit_script(), *command]
+
+
+def botkit_script() -> str:
+    """The installed ``botkit`` command of this interpreter (not a shim that would add a process)."""
+    script = Path(sys.executable).parent / "botkit"
+    return str(script) if script.exists() else (shutil.which("botkit") or "botkit")
+
+
+def clean_store(driver: str | None) -> None:
+    """Forget what a run left in a shared store, so every run starts from no session."""
+    if driver == "redis":
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            keys = list(client.scan_iter(match=REDIS_PREFIX + "*", count=1000))
+            for start in range(0, len(keys), 1000):
+                client.delete(*keys[start : start + 1000])
+        finally:
+            client.close()
+    elif driver == "postgres":
+        import asyncio
+
+        import asyncpg
+
+        async def drop() -> None:
+            connection = await asyncpg.connect(POSTGRES_DSN)
+            try:
+                await connection.execute(f"DROP TABLE IF EXISTS {POSTGRES_TABLE}")
+            finally:
+                await connection.close()
+
+        asyncio.run(drop())
