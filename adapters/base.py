@@ -85,6 +85,9 @@ class Adapter:
             log.warning("%s webhook rejected (400): malformed body (%s: %s)", self.name, type(exc).__name__, exc)
             return web.Response(status=400, text="malformed body")
         for event in events:
+            if event.id is not None and not isinstance(event.id, str):
+                log.info("%s webhook rejected (400): an event id that is not a string", self.name)
+                return web.Response(status=400, text="event id is not a string")
             event.channel = self.name
         try:
             await self.bot.dispatch(events)

@@ -269,7 +269,7 @@ def test_fuzzed_bodies_get_a_4xx_run_no_handler_and_leave_the_server_serving(spe
         @given(body=spec.bodies())
         def unsigned(body: bytes) -> None:
             handled = live.handled
-            assert live.post(body, signed=False) == 401, repr(body)
+            assert live.post(body, signed=False) in (401, 413), repr(body)  # 413: over the limit, never read
             assert live.handled == handled
 
         signed()
