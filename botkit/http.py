@@ -119,7 +119,7 @@ class HttpClient:
             wait = min(wait, self.max_wait)
             log.warning("%s %s: %s; retry %d/%d in %.2fs", method, redact(str(url)), reason, attempt, self.attempts - 1, wait)
             await asyncio.sleep(wait)
-        raise SendError(method, redact(str(url)), status, body, reason)  # redacted only on failure: 5 µs a call
+        raise SendError(method, redact(str(url)), status, body, reason)
 
 
 async def _read(response: aiohttp.ClientResponse) -> Any:
