@@ -49,24 +49,27 @@ def throughput(results: dict[str, Any], out: Path) -> Path:
 
 
 def latency(results: dict[str, Any], out: Path) -> Path:
-    fig, (full, half) = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    """Percentile curves of the main rows (the ablation rows would crowd it: they are in the table)."""
+    fig, (full, half) = plt.subplots(1, 2, figsize=(11, 4.8), sharey=True)
+    names = list(dict.fromkeys(run["row"] for run in results["runs"] if run["variant"] is None))
+    colours = dict(zip(names, plt.get_cmap("tab10").colors))
     for run_name, ax, title in (("closed", full, "at full load (64 in flight)"), ("half", half, "at half the maximum rate")):
         shown = set()
         for run in results["runs"]:
-            if run_name not in run or run["row"] in shown:
+            if run_name not in run or run["row"] in shown or run["variant"] is not None:
                 continue
             shown.add(run["row"])
             points = [(ms, p) for p, ms in run[run_name]["cdf"] if ms is not None]
             style = "--" if run["driver"] is None else "-"
-            ax.plot([ms for ms, _ in points], [p for _, p in points], style, label=run["row"], linewidth=1.4)
+            ax.plot([ms for ms, _ in points], [p for _, p in points], style, label=run["row"], linewidth=1.4,
+                    color=colours[run["row"]])
         ax.set_xscale("log")
         ax.set_xlabel("latency (ms, log scale)")
         ax.set_title(title, fontsize=10)
         ax.axvline(20, color="red", linewidth=0.8, alpha=0.5)
         ax.grid(alpha=0.3, which="both")
     full.set_ylabel("percentile")
-    if half.lines:
-        half.legend(fontsize=7, loc="lower right")
+    full.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     path = out / "performance-latency.png"
     fig.savefig(path, dpi=120)

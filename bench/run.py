@@ -99,12 +99,12 @@ class Bench:
         of the machine did meanwhile."""
         store_processes = STORE_PROCESSES.get(row.driver or "", ())
         replies, cpu, store = self.replies(), server.cpu_seconds(), procs.named_cpu_seconds(store_processes)
-        ours, busy = self.our_cpu(server) + store, procs.machine_busy_seconds()
+        ours, busy = self.our_cpu(server), procs.machine_busy_seconds()
         began = time.monotonic()
         result = self.load(url, rate)
         elapsed = time.monotonic() - began
         store = procs.named_cpu_seconds(store_processes) - store
-        others = (procs.machine_busy_seconds() - busy) - (self.our_cpu(server) + store - ours)
+        others = (procs.machine_busy_seconds() - busy) - (self.our_cpu(server) - ours) - store
         handled = max(1, result["ok_whole_run"])
         result["server_cpu_us_per_request"] = 1e6 * (server.cpu_seconds() - cpu) / handled
         if store_processes:

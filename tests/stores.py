@@ -266,3 +266,38 @@ def run_cli(*args: str, timeout: float = 30) -> Any:
     import sys
 
     return subprocess.run([sys.executable, "-m", "botkit", *args], capture_output=True, text=True, timeout=timeout)
+
+
+class Clock:
+    """A clock a test can move: ``clock.now += 3600``."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def bot_on(store: Any, tmp_path: Path, handler: Callable[..., Any] | None = None, **session: Any) -> Any:
+    """A bot without channels on ``store``; what the handler sends lands in ``bot.sent``."""
+    from botkit import Bot
+
+    from .support import counter, make_config
+
+    config = make_config(tmp_path, session={"driver": store.name, **session})
+    bot = Bot(config, handler=handler or counter, store=store, channels={}, clock=store.clock)
+    bot.sent = []
+
+    class Collect:
+        async def send_text(self, text: str, **options: Any) -> None:
+            bot.sent.append(text)
+
+    bot.collect = Collect()
+    return bot
+
+
+def text_event(bot: Any, key: str = "test:1", text: str = "hi", event_id: str | None = None) -> Any:
+    """A user's text message to ``bot``'s session ``key``, answered through ``bot.collect``."""
+    from botkit.event import Event
+
+    return Event("test", "text", key, text=text, id=event_id, meta={"sender": bot.collect})

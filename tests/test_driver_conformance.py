@@ -6,13 +6,11 @@ import time
 
 import pytest
 
-from botkit import Bot
 from botkit.errors import VersionConflict
-from botkit.event import Event
 from botkit.session import Session
 
-from .stores import FACTORIES
-from .support import counter, make_config
+from .stores import FACTORIES, bot_on, text_event
+
 
 
 @pytest.fixture(params=sorted(FACTORIES))
@@ -89,24 +87,6 @@ async def test_a_second_process_waits_for_the_lease(store):
 
 
 # -- a bot on each store ---------------------------------------------------------------------------
-
-
-def bot_on(store, tmp_path, handler=counter, **session) -> Bot:
-    config = make_config(tmp_path, session={"driver": store.name, **session})
-    sent: list[str] = []
-
-    class Collect:
-        async def send_text(self, text, **options):
-            sent.append(text)
-
-    bot = Bot(config, handler=handler, store=store, channels={})
-    bot.sent = sent
-    bot.collect = Collect()
-    return bot
-
-
-def text_event(bot, key: str, text: str = "hi", event_id: str | None = None) -> Event:
-    return Event("test", "text", key, text=text, id=event_id, meta={"sender": bot.collect})
 
 
 async def test_one_session_many_concurrent_events_loses_nothing(store, tmp_path):

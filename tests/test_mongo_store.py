@@ -9,20 +9,11 @@ from datetime import timezone
 
 import pytest
 
-from botkit import Bot, ConfigError, StoreUnavailable
+from botkit import ConfigError, StoreUnavailable
 from botkit.drivers.mongo import MongoStore
-from botkit.event import Event
 
-from .stores import MONGODB_URL, bot_folder, free_port, mongo_store, run_cli
-from .support import counter, make_config
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
+from .stores import MONGODB_URL, Clock, bot_on, text_event, bot_folder, free_port, mongo_store, run_cli
+from .support import make_config
 
 
 @pytest.fixture
@@ -36,26 +27,9 @@ async def store(tmp_path, clock):
         yield opened
 
 
-def bot_on(store, tmp_path, **session) -> Bot:
-    config = make_config(tmp_path, session={"driver": "mongo", **session})
-    bot = Bot(config, handler=counter, store=store, channels={}, clock=store.clock)
-    bot.sent = []
-
-    class Collect:
-        async def send_text(self, text, **options):
-            bot.sent.append(text)
-
-    bot.collect = Collect()
-    return bot
-
-
-def text(bot, key: str = "test:1") -> Event:
-    return Event("test", "text", key, text="hi", meta={"sender": bot.collect})
-
-
 async def test_a_session_is_a_document_keyed_by_the_session_key_under_a_ttl_index(store, tmp_path):
     bot = bot_on(store, tmp_path, expires_in=10)
-    await bot.dispatch([text(bot)])
+    await bot.dispatch([text_event(bot)])
     doc = await store.sessions.find_one({"_id": "test:1"})
     assert doc["record"] == await store.load("test:1") and doc["record"]["state"] == {"count": 1}
     assert doc["version"] == 1 and "lease_token" not in doc
@@ -67,11 +41,11 @@ async def test_a_session_is_a_document_keyed_by_the_session_key_under_a_ttl_inde
 
 async def test_expired_documents_are_ignored_before_the_ttl_monitor_removes_them(store, clock, tmp_path):
     bot = bot_on(store, tmp_path, expires_in=1)
-    await bot.dispatch([text(bot)])
-    await bot.dispatch([text(bot)])
+    await bot.dispatch([text_event(bot)])
+    await bot.dispatch([text_event(bot)])
     clock.now += 61
     assert await store.load("test:1") is None and await store.keys() == []
-    await bot.dispatch([text(bot)])
+    await bot.dispatch([text_event(bot)])
     assert bot.sent == ["Count: 1", "Count: 2", "Count: 1"]
 
 
@@ -80,7 +54,7 @@ async def test_sessions_list_show_delete_on_mongo(store, tmp_path):
         "url": MONGODB_URL, "database": store.settings["database"], "collection": store.settings["collection"]}}})
     bot = bot_on(store, tmp_path)
     for key in ("test:1", "test:2", "line:Uabc"):
-        await bot.dispatch([text(bot, key)])
+        await bot.dispatch([text_event(bot, key)])
 
     listed = run_cli("sessions", "--config", str(config), "list")
     assert listed.returncode == 0, listed.stderr

@@ -9,20 +9,11 @@ import time
 import asyncpg
 import pytest
 
-from botkit import Bot, ConfigError, StoreUnavailable
+from botkit import ConfigError, StoreUnavailable
 from botkit.drivers.postgres import PostgresStore
-from botkit.event import Event
 
-from .stores import POSTGRES_DSN, bot_folder, drop_postgres_table, free_port, postgres_store, run_cli, unique
-from .support import counter, make_config
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
+from .stores import POSTGRES_DSN, Clock, bot_on, text_event, bot_folder, drop_postgres_table, free_port, postgres_store, run_cli, unique
+from .support import make_config
 
 
 @pytest.fixture
@@ -43,26 +34,9 @@ async def db():
     await conn.close()
 
 
-def bot_on(store, tmp_path, **session) -> Bot:
-    config = make_config(tmp_path, session={"driver": "postgres", **session})
-    bot = Bot(config, handler=counter, store=store, channels={}, clock=store.clock)
-    bot.sent = []
-
-    class Collect:
-        async def send_text(self, text, **options):
-            bot.sent.append(text)
-
-    bot.collect = Collect()
-    return bot
-
-
-def text(bot, key: str = "test:1") -> Event:
-    return Event("test", "text", key, text="hi", meta={"sender": bot.collect})
-
-
 async def test_a_session_is_a_row_with_a_jsonb_record_and_expires_at(store, db, tmp_path):
     bot = bot_on(store, tmp_path, expires_in=10)
-    await bot.dispatch([text(bot)])
+    await bot.dispatch([text_event(bot)])
     row = await db.fetchrow(f'SELECT record::text, version, extract(epoch FROM expires_at)::float8 AS expires, '
                             f'lease_token FROM "{store.settings["table"]}" WHERE key = $1', "test:1")
     record = json.loads(row["record"])
@@ -74,24 +48,24 @@ async def test_a_session_is_a_row_with_a_jsonb_record_and_expires_at(store, db, 
 
 async def test_a_session_that_never_expires_has_a_null_expires_at(store, db, tmp_path):
     bot = bot_on(store, tmp_path, expires_in=None)
-    await bot.dispatch([text(bot)])
+    await bot.dispatch([text_event(bot)])
     assert await db.fetchval(f'SELECT expires_at FROM "{store.settings["table"]}" WHERE key = $1', "test:1") is None
 
 
 async def test_expired_rows_are_ignored_on_read_then_swept(store, db, clock, tmp_path):
     bot = bot_on(store, tmp_path, expires_in=1)
     table = store.settings["table"]
-    await bot.dispatch([text(bot, "test:old")])
-    await bot.dispatch([text(bot, "test:old")])
+    await bot.dispatch([text_event(bot, "test:old")])
+    await bot.dispatch([text_event(bot, "test:old")])
     clock.now += 30
-    await bot.dispatch([text(bot, "test:recent")])
+    await bot.dispatch([text_event(bot, "test:recent")])
     clock.now += 40
     assert await store.load("test:old") is None
     assert await store.keys() == ["test:recent"]
     assert await db.fetchval(f'SELECT count(*) FROM "{table}"') == 2, "expired rows go at the sweep, not before"
     assert await store.sweep() == 1
     assert await db.fetchval(f'SELECT array_agg(key) FROM "{table}"') == ["test:recent"]
-    await bot.dispatch([text(bot, "test:old")])
+    await bot.dispatch([text_event(bot, "test:old")])
     assert bot.sent == ["Count: 1", "Count: 2", "Count: 1", "Count: 1"]
 
 
@@ -128,11 +102,11 @@ async def test_connections_dropped_by_the_server_are_replaced_without_a_restart(
     await store.open()
     try:
         bot = bot_on(store, tmp_path)
-        await asyncio.gather(*(bot.dispatch([text(bot, f"test:{n}")]) for n in range(8)))
+        await asyncio.gather(*(bot.dispatch([text_event(bot, f"test:{n}")]) for n in range(8)))
         killed = await db.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1", name)
         assert killed >= 2
-        await asyncio.gather(*(bot.dispatch([text(bot, f"test:{n}")]) for n in range(8)))
+        await asyncio.gather(*(bot.dispatch([text_event(bot, f"test:{n}")]) for n in range(8)))
         for n in range(8):
             assert (await store.load(f"test:{n}"))["state"] == {"count": 2}
     finally:
@@ -160,7 +134,7 @@ async def test_sessions_list_show_delete_on_postgres(store, tmp_path):
     bot = bot_on(store, tmp_path)
     store.clock.now = time.time()
     for key in ("test:1", "test:2", "line:Uabc"):
-        await bot.dispatch([text(bot, key)])
+        await bot.dispatch([text_event(bot, key)])
 
     listed = run_cli("sessions", "--config", str(config), "list")
     assert listed.returncode == 0, listed.stderr

@@ -12,12 +12,11 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from botkit import Bot, ConfigError, StoreUnavailable
+from botkit import ConfigError, StoreUnavailable
 from botkit.drivers.redis import RedisStore
-from botkit.event import Event
 
-from .stores import REDIS_URL, PrivateRedis, bot_folder, free_port, redis_store, run_cli, unique
-from .support import counter, make_config
+from .stores import REDIS_URL, bot_on, text_event, PrivateRedis, bot_folder, free_port, redis_store, run_cli, unique
+from .support import make_config
 
 
 @pytest.fixture
@@ -33,26 +32,9 @@ async def raw():
     await client.aclose()
 
 
-def bot_on(store, tmp_path, **session) -> Bot:
-    config = make_config(tmp_path, session={"driver": "redis", **session})
-    bot = Bot(config, handler=counter, store=store, channels={})
-    bot.sent = []
-
-    class Collect:
-        async def send_text(self, text, **options):
-            bot.sent.append(text)
-
-    bot.collect = Collect()
-    return bot
-
-
-def text(bot, key: str = "test:1") -> Event:
-    return Event("test", "text", key, text="hi", meta={"sender": bot.collect})
-
-
 async def test_the_record_is_json_under_prefix_session_key_with_the_expiry_as_ttl(store, raw, tmp_path):
     bot = bot_on(store, tmp_path, expires_in=10)
-    await bot.dispatch([text(bot)])
+    await bot.dispatch([text_event(bot)])
     name = f"{store.prefix}session:test:1"
     stored = orjson.loads(await raw.get(name))
     assert stored == await store.load("test:1")
@@ -64,26 +46,26 @@ async def test_the_record_is_json_under_prefix_session_key_with_the_expiry_as_tt
 async def test_every_save_refreshes_the_ttl(store, raw, tmp_path):
     bot = bot_on(store, tmp_path, expires_in=10)
     name = f"{store.prefix}session:test:1"
-    await bot.dispatch([text(bot)])
+    await bot.dispatch([text_event(bot)])
     await raw.pexpire(name, 5_000)
-    await bot.dispatch([text(bot)])
+    await bot.dispatch([text_event(bot)])
     assert await raw.pttl(name) > 590_000
 
 
 async def test_a_session_that_never_expires_has_no_ttl(store, raw, tmp_path):
     bot = bot_on(store, tmp_path, expires_in=None)
-    await bot.dispatch([text(bot)])
+    await bot.dispatch([text_event(bot)])
     assert await raw.pttl(f"{store.prefix}session:test:1") == -1
 
 
 async def test_an_expired_session_is_gone_from_redis_and_starts_afresh(store, raw, tmp_path):
     bot = bot_on(store, tmp_path, expires_in=1 / 60)
-    await bot.dispatch([text(bot)])
-    await bot.dispatch([text(bot)])
+    await bot.dispatch([text_event(bot)])
+    await bot.dispatch([text_event(bot)])
     await asyncio.sleep(1.2)
     assert await raw.exists(f"{store.prefix}session:test:1") == 0
     assert await store.keys() == []
-    await bot.dispatch([text(bot)])
+    await bot.dispatch([text_event(bot)])
     assert bot.sent == ["Count: 1", "Count: 2", "Count: 1"]
 
 
@@ -106,7 +88,7 @@ async def test_sessions_list_show_delete_on_redis(store, tmp_path):
         "driver": "redis", "stores": {"redis": {"url": REDIS_URL, "prefix": store.prefix}}})
     bot = bot_on(store, tmp_path)
     for key in ("test:1", "test:2", "line:Uabc"):
-        await bot.dispatch([text(bot, key)])
+        await bot.dispatch([text_event(bot, key)])
 
     listed = run_cli("sessions", "--config", str(config), "list")
     assert listed.returncode == 0, listed.stderr
@@ -128,7 +110,7 @@ async def test_a_unix_socket_url_works(tmp_path):
         await store.open()
         try:
             bot = bot_on(store, tmp_path)
-            await asyncio.gather(*(bot.dispatch([text(bot)]) for _ in range(20)))
+            await asyncio.gather(*(bot.dispatch([text_event(bot)]) for _ in range(20)))
             assert (await store.load("test:1"))["state"] == {"count": 20}
         finally:
             await store.close()
@@ -198,7 +180,7 @@ async def test_a_redis_cluster_serialises_and_keeps_every_update(cluster, tmp_pa
     try:
         keys = [f"test:{n}" for n in range(12)] + ["web:{brace}", "x}y{z"]
         bots = [bot_on(first, tmp_path), bot_on(second, tmp_path)]
-        await asyncio.gather(*(bot.dispatch([text(bot, key)]) for key in keys for _ in range(5) for bot in bots))
+        await asyncio.gather(*(bot.dispatch([text_event(bot, key)]) for key in keys for _ in range(5) for bot in bots))
         for key in keys:
             assert (await first.load(key))["state"] == {"count": 10}, key
         assert sorted(await second.keys()) == sorted(keys)
