@@ -95,7 +95,9 @@ class _Master(BaseApplication):  # type: ignore[misc]
 
         async def runner() -> web.AppRunner:
             from .bot import Bot
-            from .server import create_app
+            from .server import create_app, tune_gc
+
+            tune_gc()
 
             server = config.server
             return _LingeringRunner(

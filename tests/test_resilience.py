@@ -241,16 +241,12 @@ FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None, derand
                 suppress_health_check=list(HealthCheck))
 
 
-def fuzzed(specs: list[Spec]) -> list:
-    return [pytest.param(spec, id=spec.name) for spec in specs]
-
-
 SIGNED_ANSWERS = {200, 400, 413}
 """A signed body reaches the parser: 400 unless it is an event (200); 413 when a huge field took it over
 server.client_max_size."""
 
 
-@pytest.mark.parametrize("spec", fuzzed(CHANNELS))
+@pytest.mark.parametrize("spec", CHANNELS, ids=channel_ids(CHANNELS))
 def test_fuzzed_bodies_get_a_4xx_run_no_handler_and_leave_the_server_serving(spec, tmp_path):
     with LiveBot(live_channel(spec), tmp_path) as live:
         answers: collections.Counter[int] = collections.Counter()
