@@ -9,6 +9,8 @@ import pytest
 from botkit.errors import VersionConflict
 from botkit.session import Session
 
+from botkit.drivers.base import SessionStore
+
 from .stores import FACTORIES, bot_on, text_event
 
 
@@ -65,6 +67,22 @@ async def test_delete_and_keys(store):
     assert await store.delete("test:a") is False
     assert await store.load("test:a") is None
     assert sorted(await store.keys()) == sorted(keys[1:])
+
+
+async def test_rate_counters_count_a_window_then_reset(store):
+    shares = store.second is not None and type(store).incr is not SessionStore.incr
+    other = store.second() if shares else store
+    await other.open()
+    try:
+        assert (await store.incr("web:u", 0.5))[0] == 1
+        assert (await store.incr("web:u", 0.5))[0] == 2
+        hits, left = await other.incr("web:u", 0.5)
+        assert hits == 3 and 0 < left <= 0.5, "a shared store's processes count together"
+        await asyncio.sleep(left + 0.05)
+        assert (await other.incr("web:u", 0.5))[0] == 1
+    finally:
+        if shares:
+            await other.close()
 
 
 async def test_a_second_process_waits_for_the_lease(store):

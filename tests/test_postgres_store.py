@@ -114,20 +114,6 @@ async def test_connections_dropped_by_the_server_are_replaced_without_a_restart(
         await drop_postgres_table(POSTGRES_DSN, name)
 
 
-async def test_rate_counters_are_shared_by_processes_and_reset_after_the_window(store):
-    other = store.second()
-    await other.open()
-    try:
-        assert (await store.incr("web:u", 0.5))[0] == 1
-        assert (await store.incr("web:u", 0.5))[0] == 2
-        hits, left = await other.incr("web:u", 0.5)
-        assert hits == 3 and 0 < left <= 0.5
-        await asyncio.sleep(left + 0.05)
-        assert (await other.incr("web:u", 0.5))[0] == 1
-    finally:
-        await other.close()
-
-
 async def test_sessions_list_show_delete_on_postgres(store, tmp_path):
     config = bot_folder(tmp_path / "bot", session={
         "driver": "postgres", "stores": {"postgres": {"dsn": POSTGRES_DSN, "table": store.settings["table"]}}})
