@@ -1,23 +1,34 @@
-"""What every channel adapter is: routes, verification, parsing into events, sending, answering.
+"""What every channel is: settings, routes, verification, parsing into events, sending, answering.
 
-A webhook walks through ``Adapter.handle_webhook``: ``verify`` (401/403 and nothing else runs), ``parse``
-(400 for a body that is not the platform's format), the bot's dispatcher, then ``respond`` with what the
-platform expects. Subclasses fill in those steps and a ``Sender``; they never touch a session store.
+A channel sees a plain ``Request`` and returns a ``Reply`` (botkit.core.requests); the server is the only
+module that speaks HTTP. A webhook walks through ``verify`` (401/403 and nothing else runs), ``parse``
+(400 for a body that is not the platform's format), the engine, then ``respond`` with what the platform
+expects (botkit.app.webhook). Channels never touch a session store: what they need of the running bot
+comes through ``ChannelHost``.
 """
 from __future__ import annotations
 
 import hmac
 import logging
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
 
 import orjson
-from aiohttp import web
 
-from botkit.errors import BadRequest, ConfigError, RequestRejected, StoreUnavailable
-from botkit.event import Event
+from botkit.core.errors import BadRequest, ConfigError, RequestRejected
+from botkit.core.events import Event
+from botkit.core.requests import Reply, Request
+from botkit.core.sending import Sender
+from botkit.core.session import Session
+from botkit.engine.dispatcher import Outcome
+from botkit.engine.middleware import Middleware
+from botkit.http import HttpClient
 
-if TYPE_CHECKING:
-    from botkit.bot import Bot
+__all__ = [
+    "Adapter", "ChannelHost", "MALFORMED", "Middleware", "REQUIRED", "Route", "RouteHandler", "Sender", "parse_json",
+    "require", "same_secret",
+]
 
 log = logging.getLogger("botkit.adapters")
 
@@ -29,12 +40,30 @@ MALFORMED = (TypeError, AttributeError, KeyError, IndexError, ValueError, Recurs
 
 COMMON_SETTINGS: dict[str, Any] = {"enabled": True, "path": None, "api_base": None}
 
+class ChannelHost(Protocol):
+    """What a channel may use of the running bot (``botkit.Bot`` provides it)."""
 
-class Sender:
-    """Sends to one conversation. Subclasses add the platform's other sends (``send_image``, …)."""
+    http: HttpClient
+    clock: Callable[[], float]
 
-    async def send_text(self, text: str, **options: Any) -> Any:
-        raise NotImplementedError
+    async def load_session(self, session_key: str) -> Session | None: ...
+
+    async def run(self, session_key: str, handler: Callable[[Any], Awaitable[Any]], *, event_type: str = ...,
+                  data: Mapping[str, Any] | None = ..., event_id: str | None = ...) -> Outcome: ...
+
+    async def hit(self, name: str, window: float) -> tuple[int, float]: ...
+
+
+RouteHandler = Callable[[Request], Awaitable[Reply]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One route of a channel. ``handler`` None: the webhook walk (verify, parse, handle, respond)."""
+
+    method: str
+    path: str
+    handler: RouteHandler | None = None
 
 
 class Adapter:
@@ -44,11 +73,12 @@ class Adapter:
     """Setting name → default (``REQUIRED`` when there is none)."""
     default_api_base: ClassVar[str | None] = None
 
-    def __init__(self, name: str, settings: Mapping[str, Any], bot: "Bot") -> None:
+    def __init__(self, name: str, settings: Mapping[str, Any], host: ChannelHost) -> None:
         self.name = name
         self.settings = dict(settings)
-        self.bot = bot
-        self.http = bot.http
+        self.host = host
+        self.http = host.http
+        self.clock = host.clock
         self.path: str = self.settings.get("path") or f"/webhooks/{name}"
         self.api_base: str = (self.settings.get("api_base") or self.default_api_base or "").rstrip("/")
 
@@ -70,47 +100,35 @@ class Adapter:
 
     # -- the webhook, step by step -------------------------------------------------------------------
 
-    def routes(self) -> list[web.AbstractRouteDef]:
-        return [web.post(self.path, self.handle_webhook)]
+    def routes(self) -> list[Route]:
+        return [Route("POST", self.path)]
 
-    async def handle_webhook(self, request: web.Request) -> web.StreamResponse:
-        try:
-            body = await request.read()
-            await self.verify(request, body)
-            events = self.parse(body, request)
-        except RequestRejected as exc:
-            log.info("%s webhook rejected (%d): %s", self.name, exc.status, exc.reason)
-            return web.Response(status=exc.status, text=exc.reason)
-        except MALFORMED as exc:  # a verified body of the wrong shape that parse did not foresee
-            log.warning("%s webhook rejected (400): malformed body (%s: %s)", self.name, type(exc).__name__, exc)
-            return web.Response(status=400, text="malformed body")
-        for event in events:
-            if event.id is not None and not isinstance(event.id, str):
-                log.info("%s webhook rejected (400): an event id that is not a string", self.name)
-                return web.Response(status=400, text="event id is not a string")
-            event.channel = self.name
-        try:
-            await self.bot.dispatch(events)
-        except StoreUnavailable as exc:
-            log.error("%s webhook: session store unavailable (%s); answering 503 so the platform redelivers", self.name, exc)
-            return web.Response(status=503, text="session store unavailable", headers={"Retry-After": "1"})
-        return self.respond(events, request)
-
-    async def verify(self, request: web.Request, body: bytes) -> None:
+    async def verify(self, request: Request) -> None:
         """Raise Unauthorized (401) or Forbidden (403) unless the request comes from the platform."""
         raise NotImplementedError
 
-    def parse(self, body: bytes, request: web.Request) -> list[Event]:
+    def parse(self, request: Request) -> list[Event]:
         """Turn the body into events, in the platform's order. Raise BadRequest for a foreign body."""
         raise NotImplementedError
 
-    def respond(self, events: list[Event], request: web.Request) -> web.StreamResponse:
-        return web.Response(text="ok")
+    def respond(self, events: list[Event], request: Request, inband: list[Any], outcomes: list[Outcome]) -> Reply:
+        """The answer to a handled webhook; ``inband`` holds what the handlers sent in-band."""
+        return Reply()
+
+    def reject(self, error: RequestRejected) -> Reply:
+        """The answer to a request refused before or while it was handled."""
+        headers = {"Retry-After": "1"} if error.status == 503 else {}
+        return Reply.text(error.reason, error.status, headers=headers)
+
+    def middleware(self) -> list[Middleware]:
+        """What this channel runs around the handler (the web chat's idle reset, say)."""
+        return []
 
     # -- sending -----------------------------------------------------------------------------------
 
-    def sender(self, event: Event) -> Sender:
-        """A sender answering ``event`` (reply tokens and threads are the adapter's business)."""
+    def sender(self, event: Event, inband: list[Any] | None = None) -> Sender:
+        """A sender answering ``event`` (reply tokens and threads are the adapter's business); ``inband``
+        collects what may go back in the webhook's own answer, on channels that can."""
         raise NotImplementedError
 
     def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> Sender:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 import jwt
 import orjson
 
-from botkit.errors import RequestRejected, SendError, Unauthorized
+from botkit.core.errors import RequestRejected, SendError, Unauthorized
 from botkit.http import HttpClient
 
 log = logging.getLogger("botkit.adapters.teams")

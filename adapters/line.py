@@ -14,12 +14,13 @@ import json
 import uuid
 from typing import Any, Callable, Mapping
 
-from aiohttp import web
 
-from botkit.errors import SendError, Unauthorized
-from botkit.event import Event
+from botkit.core.errors import SendError, Unauthorized
+from botkit.core.events import Event
+from botkit.core.keys import SessionKey
+from botkit.core.requests import Request
 
-from .base import REQUIRED, Adapter, Sender, parse_json, require, same_secret
+from botkit.adapters.base import REQUIRED, Adapter, Sender, parse_json, require, same_secret
 
 SIGNATURE_HEADER = "X-Line-Signature"
 MAX_MESSAGES = 5
@@ -43,17 +44,18 @@ class LineAdapter(Adapter):
     settings_schema = {"access_token": REQUIRED, "channel_secret": REQUIRED}
     default_api_base = "https://api.line.me"
 
-    async def verify(self, request: web.Request, body: bytes) -> None:
+    async def verify(self, request: Request) -> None:
+        body = request.body
         given = request.headers.get(SIGNATURE_HEADER)
         if not given:
             raise Unauthorized(f"missing {SIGNATURE_HEADER}")
         if not same_secret(given.strip(), signature(body, self.settings["channel_secret"])):
             raise Unauthorized(f"wrong {SIGNATURE_HEADER}: the body was changed or channel_secret differs")
 
-    def parse(self, body: bytes, request: web.Request) -> list[Event]:
-        payload = require(parse_json(body), dict, "the webhook body")
+    def parse(self, request: Request) -> list[Event]:
+        payload = require(parse_json(request.body), dict, "the webhook body")
         events = require(payload.get("events"), list, "events")
-        received_at = self.bot.clock()
+        received_at = self.clock()
         return [self._event(require(raw, dict, "events[]"), received_at) for raw in events]
 
     def _event(self, raw: dict[str, Any], received_at: float) -> Event:
@@ -79,12 +81,12 @@ class LineAdapter(Adapter):
         EVENT_PARSERS.get(kind, _other)(event, raw)
         return event
 
-    def sender(self, event: Event) -> "LineSender":
+    def sender(self, event: Event, inband: list[Any] | None = None) -> "LineSender":
         meta = event.meta
         return LineSender(self, meta.get("to"), meta.get("chat_type"), meta.get("reply_token"), meta.get("received_at"))
 
     def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> "LineSender":
-        to = session_key.split(":", 1)[1]
+        to = SessionKey(session_key).ident
         return LineSender(self, to, (address or {}).get("chat_type") or _chat_type_of(to))
 
     # -- the API -----------------------------------------------------------------------------------
@@ -151,7 +153,7 @@ class LineSender(Sender):
     def _token_fresh(self) -> bool:
         if not self.reply_token or self.received_at is None:
             return False
-        return self.adapter.bot.clock() - self.received_at < REPLY_WINDOW
+        return self.adapter.clock() - self.received_at < REPLY_WINDOW
 
     async def send_message(self, message: dict[str, Any]) -> Any:
         """Any LINE message object, as the Messaging API reference spells it."""

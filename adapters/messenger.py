@@ -9,13 +9,14 @@ from __future__ import annotations
 import sys
 from typing import Any, Mapping
 
-from aiohttp import web
 
-from botkit.errors import BadRequest, BotkitError, ConfigError
-from botkit.event import Event
+from botkit.core.errors import BadRequest, BotkitError, ConfigError
+from botkit.core.events import Event
+from botkit.core.keys import SessionKey
+from botkit.core.requests import Request
 
-from .base import REQUIRED, Sender, require
-from .meta import GraphClient, MetaAdapter, plain_id, public_url_problem, show, webhook_parser
+from botkit.adapters.base import REQUIRED, Sender, require
+from botkit.adapters.meta import GraphClient, MetaAdapter, plain_id, public_url_problem, show, webhook_parser
 
 NO_USER_KEY = "messenger:_"
 """The session of events that name no user (page feed changes, plugin opt-ins without a PSID)."""
@@ -45,9 +46,9 @@ class MessengerAdapter(MetaAdapter):
 
     # -- parsing -----------------------------------------------------------------------------------
 
-    def parse(self, body: bytes, request: web.Request) -> list[Event]:
+    def parse(self, request: Request) -> list[Event]:
         events: list[Event] = []
-        for entry in self.entries(body):
+        for entry in self.entries(request.body):
             messaging = require(entry.get("messaging", []), list, "entry[].messaging")
             standby = require(entry.get("standby", []), list, "entry[].standby")
             if not messaging and not standby:  # e.g. page feed "changes": still delivered, typed unknown
@@ -137,13 +138,13 @@ class MessengerAdapter(MetaAdapter):
 
     # -- sending -----------------------------------------------------------------------------------
 
-    def sender(self, event: Event) -> "MessengerSender":
+    def sender(self, event: Event, inband: list[Any] | None = None) -> "MessengerSender":
         return MessengerSender(self, event.meta.get("recipient"), "RESPONSE")
 
     def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> "MessengerSender":
         recipient = (address or {}).get("recipient")
         if not recipient:
-            psid = session_key.split(":", 1)[1]
+            psid = SessionKey(session_key).ident
             recipient = {"id": psid} if psid and psid != "_" else None
         return MessengerSender(self, recipient, "UPDATE")
 

@@ -15,11 +15,11 @@ import re
 from typing import Any, ClassVar, Mapping
 from urllib.parse import quote, urlencode, urlsplit
 
-from aiohttp import web
 
-from botkit.errors import BadRequest, ConfigError, Unauthorized
+from botkit.core.errors import BadRequest, ConfigError, Unauthorized
 
-from .base import Adapter, parse_json, require, same_secret
+from botkit.adapters.base import Adapter, Route, parse_json, require, same_secret
+from botkit.core.requests import Reply, Request
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 GRAPH_API = "https://graph.facebook.com/v19.0"
@@ -45,10 +45,10 @@ class MetaAdapter(Adapter):
     """The ``object`` of this channel's webhooks: ``page`` or ``whatsapp_business_account``."""
     default_api_base = GRAPH_API
 
-    def routes(self) -> list[web.AbstractRouteDef]:
-        return [web.get(self.path, self.handshake), web.post(self.path, self.handle_webhook)]
+    def routes(self) -> list[Route]:
+        return [Route("GET", self.path, self.handshake), Route("POST", self.path)]
 
-    async def handshake(self, request: web.Request) -> web.Response:
+    async def handshake(self, request: Request) -> Reply:
         """Meta's verification request when the callback URL is saved: echo the challenge, or 403."""
         query = request.query
         challenge = query.get("hub.challenge")
@@ -57,11 +57,11 @@ class MetaAdapter(Adapter):
             and challenge is not None
             and same_secret(query.get("hub.verify_token"), str(self.settings["verify_token"]))
         ):
-            return web.Response(text=challenge, content_type="text/plain")
-        return web.Response(status=403, text="hub.verify_token does not match this channel's verify_token")
+            return Reply.text(challenge)
+        return Reply.text("hub.verify_token does not match this channel's verify_token", 403)
 
-    async def verify(self, request: web.Request, body: bytes) -> None:
-        check_signature(request.headers.get(SIGNATURE_HEADER), body, str(self.settings["app_secret"]))
+    async def verify(self, request: Request) -> None:
+        check_signature(request.headers.get(SIGNATURE_HEADER), request.body, str(self.settings["app_secret"]))
 
     def entries(self, body: bytes) -> list[dict[str, Any]]:
         """The ``entry`` list of a webhook body; BadRequest when the body is not this channel's."""

@@ -14,14 +14,15 @@ from typing import Any, Callable, Mapping
 from urllib.parse import quote, urlsplit
 
 import orjson
-from aiohttp import web
 from yarl import URL
 
-from botkit.errors import BotkitError, ConfigError, SendError
-from botkit.event import Event
+from botkit.core.errors import BotkitError, ConfigError, SendError
+from botkit.core.events import Event
+from botkit.core.requests import Reply, Request
+from botkit.engine.dispatcher import Outcome
 
-from .base import REQUIRED, Adapter, Sender, parse_json, require
-from .botframework_auth import (
+from botkit.adapters.base import REQUIRED, Adapter, ChannelHost, Sender, parse_json, require
+from botkit.adapters.botframework_auth import (
     DEFAULT_OPENID_METADATA_URL,
     BotToken,
     ChannelTokenVerifier,
@@ -45,12 +46,12 @@ class TeamsAdapter(Adapter):
         "token_url": None,
     }
 
-    def __init__(self, name: str, settings: Mapping[str, Any], bot: Any) -> None:
-        super().__init__(name, settings, bot)
+    def __init__(self, name: str, settings: Mapping[str, Any], host: ChannelHost) -> None:
+        super().__init__(name, settings, host)
         keys = SigningKeys(self.http, self.settings["openid_metadata_url"])
         self.verifier = ChannelTokenVerifier(keys, self.settings["app_id"])
         self.token = BotToken(
-            self.http, token_url(self.settings), self.settings["app_id"], self.settings["app_password"], clock=bot.clock
+            self.http, token_url(self.settings), self.settings["app_id"], self.settings["app_password"], clock=host.clock
         )
 
     @classmethod
@@ -72,23 +73,23 @@ class TeamsAdapter(Adapter):
 
     # -- the webhook -------------------------------------------------------------------------------
 
-    async def verify(self, request: web.Request, body: bytes) -> None:
+    async def verify(self, request: Request) -> None:
         """The token first (nothing about the body is revealed to an unauthenticated caller), then
         that the token was issued for this activity's serviceUrl and channel."""
         token = await self.verifier.verify(request.headers.get("Authorization"))
-        activity = _activity(body)
+        activity = _activity(request.body)
         token.check_activity(activity["serviceUrl"], _str(activity.get("channelId")))
 
-    def parse(self, body: bytes, request: web.Request) -> list[Event]:
-        return [self._event(_activity(body))]
+    def parse(self, request: Request) -> list[Event]:
+        return [self._event(_activity(request.body))]
 
-    def respond(self, events: list[Event], request: web.Request) -> web.StreamResponse:
+    def respond(self, events: list[Event], request: Request, inband: list[Any], outcomes: list[Outcome]) -> Reply:
         """An invoke expects a JSON answer; an Adaptive Card ``Action.Execute`` one in the card-action shape."""
         if events and events[0].type == "invoke":
             if events[0].data.get("name") == "adaptiveCard/action":
-                return web.json_response({"statusCode": 200, "type": "application/vnd.microsoft.activity.message", "value": ""})
-            return web.json_response({})
-        return web.Response(status=200)
+                return Reply.json({"statusCode": 200, "type": "application/vnd.microsoft.activity.message", "value": ""})
+            return Reply.json({})
+        return Reply(body=b"")
 
     def _event(self, activity: dict[str, Any]) -> Event:
         kind = activity["type"]
@@ -110,7 +111,7 @@ class TeamsAdapter(Adapter):
 
     # -- sending -----------------------------------------------------------------------------------
 
-    def sender(self, event: Event) -> "TeamsSender":
+    def sender(self, event: Event, inband: list[Any] | None = None) -> "TeamsSender":
         return TeamsSender(self, event.address, reply_to=event.meta.get("activity_id"))
 
     def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> "TeamsSender":

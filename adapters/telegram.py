@@ -4,12 +4,14 @@ from __future__ import annotations
 import argparse
 from typing import Any, Mapping
 
-from aiohttp import web
 
-from botkit.errors import Unauthorized
-from botkit.event import Event
+from botkit.core.errors import Unauthorized
+from botkit.core.events import Event
+from botkit.core.keys import SessionKey
+from botkit.core.requests import Reply, Request
+from botkit.engine.dispatcher import Outcome
 
-from .base import REQUIRED, Adapter, Sender, parse_json, require, same_secret
+from botkit.adapters.base import REQUIRED, Adapter, Sender, parse_json, require, same_secret
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
@@ -43,12 +45,12 @@ class TelegramAdapter(Adapter):
     settings_schema = {"access_token": REQUIRED, "secret_token": REQUIRED}
     default_api_base = "https://api.telegram.org"
 
-    async def verify(self, request: web.Request, body: bytes) -> None:
+    async def verify(self, request: Request) -> None:
         if not same_secret(request.headers.get(SECRET_HEADER), self.settings["secret_token"]):
             raise Unauthorized(f"missing or wrong {SECRET_HEADER}")
 
-    def parse(self, body: bytes, request: web.Request) -> list[Event]:
-        update = require(parse_json(body), dict, "the update")
+    def parse(self, request: Request) -> list[Event]:
+        update = require(parse_json(request.body), dict, "the update")
         update_id = require(update.get("update_id"), int, "update_id")
         return [self._event(update, str(update_id))]
 
@@ -123,18 +125,18 @@ class TelegramAdapter(Adapter):
             meta={"chat_id": chat_id},
         )
 
-    def respond(self, events: list[Event], request: web.Request) -> web.StreamResponse:
+    def respond(self, events: list[Event], request: Request, inband: list[Any], outcomes: list[Outcome]) -> Reply:
         """Answer a button press in the webhook reply itself, so the client stops its spinner for free."""
         query_id = events[0].meta.get("callback_query_id") if events else None
         if query_id:
-            return web.json_response({"method": "answerCallbackQuery", "callback_query_id": query_id})
-        return web.Response(text="ok")
+            return Reply.json({"method": "answerCallbackQuery", "callback_query_id": query_id})
+        return Reply()
 
-    def sender(self, event: Event) -> "TelegramSender":
+    def sender(self, event: Event, inband: list[Any] | None = None) -> "TelegramSender":
         return TelegramSender(self, event.meta["chat_id"])
 
     def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> "TelegramSender":
-        return TelegramSender(self, int(session_key.split(":", 1)[1]))
+        return TelegramSender(self, int(SessionKey(session_key).ident))
 
     async def call(self, method: str, payload: dict[str, Any]) -> Any:
         """One Bot API call: ``POST {api_base}/bot<token>/<method>``; returns ``result``."""

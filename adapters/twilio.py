@@ -16,12 +16,14 @@ import re
 from typing import Any, ClassVar, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from aiohttp import web
 
-from botkit.errors import BadRequest, ConfigError, Unauthorized
-from botkit.event import Event
+from botkit.core.errors import BadRequest, ConfigError, Unauthorized
+from botkit.core.events import Event
+from botkit.core.keys import SessionKey
+from botkit.core.requests import Reply, Request
+from botkit.engine.dispatcher import Outcome
 
-from .base import REQUIRED, Adapter, Sender, same_secret
+from botkit.adapters.base import REQUIRED, Adapter, Sender, same_secret
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
@@ -101,7 +103,7 @@ class TwilioAdapter(Adapter):
 
     # -- the webhook -------------------------------------------------------------------------------
 
-    def signed_url(self, request: web.Request) -> str:
+    def signed_url(self, request: Request) -> str:
         """The URL Twilio signed: ``public_url`` (an origin alone gets the request's path appended, and the
         request's query string is kept), else the request as seen behind X-Forwarded-Proto/-Host."""
         raw_path, _, query = request.raw_path.partition("?")
@@ -117,7 +119,8 @@ class TwilioAdapter(Adapter):
         host = _first(request.headers.get("X-Forwarded-Host")) or request.host
         return f"{scheme}://{host}{request.raw_path}"
 
-    async def verify(self, request: web.Request, body: bytes) -> None:
+    async def verify(self, request: Request) -> None:
+        body = request.body
         given = request.headers.get(SIGNATURE_HEADER)
         if not given:
             raise Unauthorized(f"missing {SIGNATURE_HEADER}")
@@ -127,8 +130,8 @@ class TwilioAdapter(Adapter):
             raise Unauthorized(f"wrong {SIGNATURE_HEADER}: the request was changed, auth_token differs, "
                                f"or {url} is not the URL Twilio calls (set public_url)")
 
-    def parse(self, body: bytes, request: web.Request) -> list[Event]:
-        form = dict(form_params(body))
+    def parse(self, request: Request) -> list[Event]:
+        form = dict(form_params(request.body))
         sid = form.get("MessageSid") or form.get("SmsSid") or form.get("SmsMessageSid")
         if not sid or not form.get("From") or not form.get("To"):
             raise BadRequest("not a Twilio messaging webhook: MessageSid, From and To are required")
@@ -154,16 +157,16 @@ class TwilioAdapter(Adapter):
         event.data.update(status=status, message_sid=sid, error_code=form.get("ErrorCode"))
         return event
 
-    def respond(self, events: list[Event], request: web.Request) -> web.StreamResponse:
-        return web.Response(text=EMPTY_TWIML, content_type="text/xml")
+    def respond(self, events: list[Event], request: Request, inband: list[Any], outcomes: list[Outcome]) -> Reply:
+        return Reply.text(EMPTY_TWIML, content_type="text/xml")
 
     # -- sending -------------------------------------------------------------------------------------
 
-    def sender(self, event: Event) -> "TwilioSender":
+    def sender(self, event: Event, inband: list[Any] | None = None) -> "TwilioSender":
         return TwilioSender(self, event.meta["to"], event.meta.get("message_sid"))
 
     def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> "TwilioSender":
-        return TwilioSender(self, session_key.split(":", 1)[1])
+        return TwilioSender(self, SessionKey(session_key).ident)
 
     @property
     def auth(self) -> dict[str, str]:

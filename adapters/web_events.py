@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from aiohttp import web
 
 log = logging.getLogger("botkit.adapters.web")
 
@@ -25,18 +25,18 @@ class Hub:
     def __init__(self, queue_size: int = 64, per_session: int = 8) -> None:
         self.queue_size = queue_size
         self.per_session = per_session
-        self._streams: dict[str, list[asyncio.Queue]] = {}
+        self._streams: dict[str, list[asyncio.Queue[Any]]] = {}
 
-    def subscribe(self, session_id: str) -> asyncio.Queue:
+    def subscribe(self, session_id: str) -> asyncio.Queue[Any]:
         """A queue receiving the session's messages; the oldest stream of a session with too many ends."""
         streams = self._streams.setdefault(session_id, [])
         if len(streams) >= self.per_session:
             self._end(streams.pop(0))
-        queue: asyncio.Queue = asyncio.Queue(self.queue_size)
+        queue: asyncio.Queue[Any] = asyncio.Queue(self.queue_size)
         streams.append(queue)
         return queue
 
-    def unsubscribe(self, session_id: str, queue: asyncio.Queue) -> None:
+    def unsubscribe(self, session_id: str, queue: asyncio.Queue[Any]) -> None:
         streams = self._streams.get(session_id)
         if streams and queue in streams:
             streams.remove(queue)
@@ -66,7 +66,7 @@ class Hub:
         return len(self._streams.get(session_id, []))
 
     @staticmethod
-    def _end(queue: asyncio.Queue) -> None:
+    def _end(queue: asyncio.Queue[Any]) -> None:
         while True:
             try:
                 queue.put_nowait(_END)
@@ -75,35 +75,17 @@ class Hub:
                 queue.get_nowait()
 
 
-async def stream(request: web.Request, queue: asyncio.Queue, *, keepalive: float, poll: float) -> web.StreamResponse:
-    """Write the queue's messages as ``event: message`` until the stream ends or the client goes away.
-
-    The client's departure is noticed by polling the transport every ``poll`` seconds, so an idle stream
-    does not hold up shutdown; a comment every ``keepalive`` seconds keeps proxies from closing it."""
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream",
-        "Cache-Control": "no-cache, no-store",
-        "X-Accel-Buffering": "no",
-    })
-    await response.prepare(request)
-    loop = asyncio.get_running_loop()
-    try:
-        await response.write(READY)
-        quiet_since = loop.time()
-        while True:
-            try:
-                message = await asyncio.wait_for(queue.get(), poll)
-            except TimeoutError:
-                if request.transport is None or request.transport.is_closing():
-                    break
-                if loop.time() - quiet_since >= keepalive:
-                    await response.write(KEEPALIVE)
-                    quiet_since = loop.time()
-                continue
-            if message is _END:
-                break
-            await response.write(b"event: message\ndata: " + orjson.dumps(message) + b"\n\n")
-            quiet_since = loop.time()
-    except (ConnectionError, RuntimeError) as exc:
-        log.debug("event stream closed: %s", exc)
-    return response
+async def stream(queue: asyncio.Queue[Any], *, keepalive: float) -> AsyncIterator[bytes]:
+    """The queue's messages as ``event: message`` chunks until the stream ends. Idle, it sleeps until a
+    message comes; a comment every ``keepalive`` seconds keeps proxies from closing it, and writing it
+    is how the server notices a client that went away."""
+    yield READY
+    while True:
+        try:
+            message = await asyncio.wait_for(queue.get(), keepalive)
+        except TimeoutError:
+            yield KEEPALIVE
+            continue
+        if message is _END:
+            return
+        yield b"event: message\ndata: " + orjson.dumps(message) + b"\n\n"

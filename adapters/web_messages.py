@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .base import Sender
+from botkit.adapters.base import Sender
 
 Message = dict[str, Any]
 

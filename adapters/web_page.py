@@ -4,7 +4,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from aiohttp import web
+from botkit.adapters.base import Route, RouteHandler
+from botkit.core.requests import Reply, Request
 
 STATIC = Path(__file__).with_name("static")
 PAGE_HEADERS = {
@@ -15,30 +16,27 @@ PAGE_HEADERS = {
     "Cache-Control": "no-cache",
 }
 ASSET_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
+ASSET_TYPES = {"chat.css": "text/css", "chat.js": "text/javascript"}
 
 
-def page_routes(prefix: str, title: str) -> list[web.AbstractRouteDef]:
+def page_routes(prefix: str, title: str) -> list[Route]:
     """The page at ``<prefix>/`` and its assets at ``<prefix>/static/``; ``<prefix>`` redirects to the page, so
     the page's relative URLs (``static/…``, ``api/…``) resolve under the prefix."""
-    body = (STATIC / "index.html").read_text(encoding="utf-8").replace("{{title}}", html.escape(title)).encode()
+    page = (STATIC / "index.html").read_text(encoding="utf-8").replace("{{title}}", html.escape(title)).encode()
 
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type="text/html", charset="utf-8", headers=PAGE_HEADERS)
-
-    def asset(name: str):
-        async def serve(request: web.Request) -> web.FileResponse:
-            return web.FileResponse(STATIC / name, headers=ASSET_HEADERS)
+    def served(body: bytes, content_type: str, headers: dict[str, str]) -> RouteHandler:
+        async def serve(request: Request) -> Reply:
+            return Reply(200, body, content_type, dict(headers))
 
         return serve
 
-    async def to_page(request: web.Request) -> web.Response:
-        raise web.HTTPPermanentRedirect(f"{prefix}/")
+    async def to_page(request: Request) -> Reply:
+        return Reply(308, b"", headers={"Location": f"{prefix}/"})
 
-    routes = [
-        web.get(f"{prefix}/", page),
-        web.get(f"{prefix}/static/chat.css", asset("chat.css")),
-        web.get(f"{prefix}/static/chat.js", asset("chat.js")),
-    ]
+    routes = [Route("GET", f"{prefix}/", served(page, "text/html; charset=utf-8", PAGE_HEADERS))]
+    for name, content_type in ASSET_TYPES.items():
+        routes.append(Route("GET", f"{prefix}/static/{name}",
+                            served((STATIC / name).read_bytes(), content_type, ASSET_HEADERS)))
     if prefix:
-        routes.append(web.get(prefix, to_page))
+        routes.append(Route("GET", prefix, to_page))
     return routes

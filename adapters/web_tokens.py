@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from botkit.errors import ConfigError, Unauthorized
+from botkit.core.errors import ConfigError, Unauthorized
 
 SECRET_BYTES = 32
 MIN_HMAC_KEY_BYTES = 32

@@ -12,13 +12,14 @@ import re
 import sys
 from typing import Any, Mapping
 
-from aiohttp import web
 
-from botkit.errors import BadRequest, BotkitError, ConfigError
-from botkit.event import Event
+from botkit.core.errors import BadRequest, BotkitError, ConfigError
+from botkit.core.events import Event
+from botkit.core.keys import SessionKey
+from botkit.core.requests import Request
 
-from .base import REQUIRED, Sender, require
-from .meta import GraphClient, MetaAdapter, plain_id, public_url_problem, show, webhook_parser
+from botkit.adapters.base import REQUIRED, Sender, require
+from botkit.adapters.meta import GraphClient, MetaAdapter, plain_id, public_url_problem, show, webhook_parser
 
 NO_USER_KEY = "whatsapp:_"
 """The session of changes that name no user (account and template updates)."""
@@ -67,9 +68,9 @@ class WhatsAppCloudAdapter(MetaAdapter):
 
     # -- parsing -----------------------------------------------------------------------------------
 
-    def parse(self, body: bytes, request: web.Request) -> list[Event]:
+    def parse(self, request: Request) -> list[Event]:
         events: list[Event] = []
-        for entry in self.entries(body):
+        for entry in self.entries(request.body):
             changes = require(entry.get("changes", []), list, "entry[].changes")
             if not changes:
                 events.append(Event(self.platform, "unknown", NO_USER_KEY, raw=entry))
@@ -139,12 +140,12 @@ class WhatsAppCloudAdapter(MetaAdapter):
 
     # -- sending -----------------------------------------------------------------------------------
 
-    def sender(self, event: Event) -> "WhatsAppCloudSender":
+    def sender(self, event: Event, inband: list[Any] | None = None) -> "WhatsAppCloudSender":
         phone_number_id = event.meta.get("phone_number_id") or self.phone_number_id
         return WhatsAppCloudSender(self, event.meta.get("to"), phone_number_id, event.meta.get("message_id"))
 
     def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> "WhatsAppCloudSender":
-        user = session_key.split(":", 1)[1]
+        user = SessionKey(session_key).ident
         phone_number_id = (address or {}).get("phone_number_id") or self.phone_number_id
         return WhatsAppCloudSender(self, user if user != "_" else None, str(phone_number_id), None)
 

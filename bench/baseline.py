@@ -18,7 +18,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from .loop import install_uvloop
+from bench.loop import install_uvloop
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 SESSION = web.AppKey("session", aiohttp.ClientSession)
@@ -64,7 +64,7 @@ def make_app(api_base: str, token: str, secret: str) -> web.Application:
 def serve(sock: socket.socket, api_base: str, token: str, secret: str, tune_gc: bool = False) -> None:
     install_uvloop()
     if tune_gc:  # the ablation row "baseline (gc tuned)": botkit's own tuning, nothing else of botkit
-        from botkit.server import tune_gc as tune
+        from botkit.shell.server import tune_gc as tune
 
         tune()
     web.run_app(make_app(api_base, token, secret), sock=sock, access_log=None, print=lambda *_: None)

@@ -11,8 +11,8 @@ import argparse
 import asyncio
 import sys
 
-from .http11 import FramingError, response, take_message
-from .loop import install_uvloop
+from bench.http11 import FramingError, response, take_message
+from bench.loop import install_uvloop
 
 OK = response(200, b'{"ok":true,"result":{"message_id":1,"chat":{"id":1,"type":"private"},"date":0,"text":"Count"}}')
 

@@ -19,10 +19,10 @@ from typing import Any
 import orjson
 
 from botkit import Bot, Event
-from botkit.config import config_from_mapping
+from botkit.app.config import config_from_mapping
 
-from .loop import install_uvloop
-from .procs import status_kib
+from bench.loop import install_uvloop
+from bench.procs import status_kib
 
 FIRST_CHAT_ID = 100_000_000
 

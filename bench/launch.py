@@ -16,8 +16,8 @@ def without_uvloop() -> None:
 
 
 def with_stdlib_json() -> None:
-    import botkit.drivers.memory as memory
-    import botkit.session as session
+    import botkit.storage.memory as memory
+    import botkit.core.session as session
 
     def dumps(record: dict[str, Any]) -> bytes:
         return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
@@ -30,9 +30,9 @@ def with_stdlib_json() -> None:
 
 
 def with_default_gc() -> None:
-    import botkit.server
+    import botkit.shell.server
 
-    botkit.server.tune_gc = lambda: None
+    botkit.shell.server.tune_gc = lambda: None
 
 
 VARIANTS: dict[str, Callable[[], None]] = {
@@ -45,7 +45,7 @@ VARIANTS: dict[str, Callable[[], None]] = {
 def main() -> int:
     variant, argv = sys.argv[1], sys.argv[2:]
     VARIANTS[variant]()
-    from botkit.cli import main as botkit_main
+    from botkit.shell.cli import main as botkit_main
 
     return botkit_main(argv)
 

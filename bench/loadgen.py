@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from .http11 import FramingError, request, status_of, take_message
-from .loop import install_uvloop
+from bench.http11 import FramingError, request, status_of, take_message
+from bench.loop import install_uvloop
 
 SECRET_HEADER = b"X-Telegram-Bot-Api-Secret-Token"
 UPDATE = (

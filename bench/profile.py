@@ -18,9 +18,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-from . import procs
-from .run import Bench, Settings
-from .scenarios import ABLATION_ROWS, MAIN_ROWS, Row, clean_store, server_argv
+from bench import procs
+from bench.run import Bench, Settings
+from bench.scenarios import ABLATION_ROWS, MAIN_ROWS, Row, clean_store, server_argv
 
 
 def frame_name(frame: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import statistics
 from typing import Any, Iterable
 
-from .scenarios import Row
+from bench.scenarios import Row
 
 TARGETS = {"memory": 0.70, "redis": 0.50}
 HALF_RATE_P99_MS = 20.0

@@ -26,9 +26,9 @@ from typing import Any
 
 import orjson
 
-from . import procs
-from .report import print_table, summarise
-from .scenarios import ABLATION_ROWS, MAIN_ROWS, SECRET, Row, clean_store, server_argv, unavailable
+from bench import procs
+from bench.report import print_table, summarise
+from bench.scenarios import ABLATION_ROWS, MAIN_ROWS, SECRET, Row, clean_store, server_argv, unavailable
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STORE_PROCESSES = {"redis": ("redis-server",), "postgres": ("postgres",)}

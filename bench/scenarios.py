@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .procs import python
+from bench.procs import python
 
 TOKEN = "123456:bench-token"
 SECRET = "bench-secret-token"
@@ -53,10 +53,10 @@ CONFIG_VARIANTS = {"access log", "no history"}
 
 def unavailable(row: Row) -> str | None:
     """Why the row cannot run on this checkout and machine, or None when it can."""
-    if row.workers > 1 and importlib.util.find_spec("botkit.workers") is None:
+    if row.workers > 1 and importlib.util.find_spec("botkit.shell.workers") is None:
         return "--workers not available (botkit/workers.py not written yet)"
     if row.driver in ("redis", "postgres"):
-        module = f"botkit.drivers.{row.driver}"
+        module = f"botkit.storage.{row.driver}"
         if importlib.util.find_spec(module) is None:
             return f"driver not available ({module.replace('.', '/')}.py not written yet)"
         try:

@@ -1,11 +1,11 @@
 """botkit: one async handler, every messaging platform, sessions that never lose an update."""
-from .bot import Bot
-from .config import Config, env, load_config
-from .context import Context
-from .errors import BotkitError, ConfigError, SendError, SkipSave, StoreUnavailable
-from .event import Event
-from .flows import Flows
-from .session import Session
+from botkit.app.bot import Bot
+from botkit.app.config import Config, env, load_config
+from botkit.engine.context import Context
+from botkit.core.errors import BotkitError, ConfigError, SendError, SkipSave, StoreUnavailable
+from botkit.core.events import Event
+from botkit.flows.router import Flows
+from botkit.core.session import Session
 
 __all__ = [
     "Bot",

@@ -11,7 +11,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from .errors import SendError
+from botkit.core.errors import SendError
 
 log = logging.getLogger("botkit.http")
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from .support import FakeAPI
+from tests.support import FakeAPI
 
 
 @pytest.fixture

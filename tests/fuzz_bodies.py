@@ -25,9 +25,9 @@ from aiohttp import web
 from hypothesis import strategies as st
 
 from botkit import Bot, BotkitError
-from botkit.server import create_app
+from botkit.shell.server import create_app
 
-from .support import FakeAPI, make_config
+from tests.support import FakeAPI, make_config
 
 # -- bodies ---------------------------------------------------------------------------------------------
 

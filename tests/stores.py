@@ -19,8 +19,8 @@ from typing import Any, AsyncIterator, Callable
 
 import pytest
 
-from botkit.drivers.file import FileStore
-from botkit.drivers.memory import MemoryStore
+from botkit.storage.file import FileStore
+from botkit.storage.memory import MemoryStore
 
 REDIS_URL = os.environ.get("BOTKIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_DSN = os.environ.get("BOTKIT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -82,7 +82,7 @@ async def drop_redis_prefix(url: str, prefix: str) -> None:
 
 @contextlib.asynccontextmanager
 async def redis_store(tmp_path: Path, clock: Callable[[], float] = time.time, **kw: Any) -> AsyncIterator[Any]:
-    from botkit.drivers.redis import RedisStore
+    from botkit.storage.redis import RedisStore
 
     settings = {"url": REDIS_URL, "prefix": unique("botkit-test-") + ":"}
     store = RedisStore(settings, clock=clock, **kw)
@@ -110,7 +110,7 @@ async def drop_postgres_table(dsn: str, table: str) -> None:
 
 @contextlib.asynccontextmanager
 async def postgres_store(tmp_path: Path, clock: Callable[[], float] = time.time, **kw: Any) -> AsyncIterator[Any]:
-    from botkit.drivers.postgres import PostgresStore
+    from botkit.storage.postgres import PostgresStore
 
     settings = {"dsn": POSTGRES_DSN, "table": unique("botkit_test_")}
     store = PostgresStore(settings, clock=clock, **kw)
@@ -132,7 +132,7 @@ async def mongo_store(tmp_path: Path, clock: Callable[[], float] = time.time, **
         pytest.skip("MongoDB tests need a server: set MONGODB_URL (e.g. mongodb://127.0.0.1:27017)")
     from pymongo import AsyncMongoClient
 
-    from botkit.drivers.mongo import MongoStore
+    from botkit.storage.mongo import MongoStore
 
     settings = {"url": MONGODB_URL, "database": unique("botkit_test_"), "collection": "sessions"}
     store = MongoStore(settings, clock=clock, **kw)
@@ -282,13 +282,15 @@ def bot_on(store: Any, tmp_path: Path, handler: Callable[..., Any] | None = None
     """A bot without channels on ``store``; what the handler sends lands in ``bot.sent``."""
     from botkit import Bot
 
-    from .support import counter, make_config
+    from tests.support import counter, make_config, test_bot
 
     config = make_config(tmp_path, session={"driver": store.name, **session})
-    bot = Bot(config, handler=handler or counter, store=store, channels={}, clock=store.clock)
+    bot = test_bot(config, handler=handler or counter, store=store, channels={}, clock=store.clock)
     bot.sent = []
 
-    class Collect:
+    from botkit.core.sending import Sender
+
+    class Collect(Sender):
         async def send_text(self, text: str, **options: Any) -> None:
             bot.sent.append(text)
 
@@ -298,6 +300,6 @@ def bot_on(store: Any, tmp_path: Path, handler: Callable[..., Any] | None = None
 
 def text_event(bot: Any, key: str = "test:1", text: str = "hi", event_id: str | None = None) -> Any:
     """A user's text message to ``bot``'s session ``key``, answered through ``bot.collect``."""
-    from botkit.event import Event
+    from botkit.core.events import Event
 
-    return Event("test", "text", key, text=text, id=event_id, meta={"sender": bot.collect})
+    return Event("test", "text", key, text=text, id=event_id, channel="test", meta={"sender": bot.collect})

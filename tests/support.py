@@ -12,8 +12,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from botkit import Bot
-from botkit.config import config_from_mapping
-from botkit.server import create_app
+from botkit.adapters.base import Adapter
+from botkit.app.config import config_from_mapping
+from botkit.shell.server import create_app
 
 
 @dataclass
@@ -206,3 +207,43 @@ class BotProcess:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.stop()
+
+
+class TestChannel(Adapter):
+    """An in-process channel for core tests (platform ``test``, no route): an event answers through the
+    sender it carries in ``meta["sender"]``; a message the bot starts goes to ``pushes[key]``."""
+
+    __test__ = False
+    platform = "test"
+
+    def __init__(self, host: Any) -> None:
+        super().__init__("test", {}, host)
+        self.pushes: dict[str, Any] = {}
+
+    def routes(self) -> list[Any]:
+        return []
+
+    def sender(self, event: Any, inband: Any = None) -> Any:
+        sender = event.meta.get("sender")
+        return sender if sender is not None else self.push_sender(event.session_key, None)
+
+    def push_sender(self, session_key: str, address: Any) -> Any:
+        return self.pushes.get(session_key) or _Quiet()
+
+
+class _Quiet:
+    async def send_text(self, text: str, **options: Any) -> None:
+        pass
+
+    async def flush(self) -> None:
+        pass
+
+
+def test_bot(config: Any, **kwargs: Any) -> Bot:
+    """A Bot with the ``test`` channel (and whatever channels ``kwargs`` names)."""
+    bot = Bot(config, **kwargs)
+    bot.add_channel(TestChannel(bot))
+    return bot
+
+
+test_bot.__test__ = False  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import aiohttp
 
-from .support import BotProcess
+from tests.support import BotProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 CREDENTIALS = {

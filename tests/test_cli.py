@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from .support import BotProcess
+from tests.support import BotProcess
 
 TOKEN = "42:TEST"
 SECRET = "secret-1"

@@ -4,12 +4,13 @@ from __future__ import annotations
 import pytest
 
 from botkit import Bot
-from botkit.event import Event
+from botkit.core.sending import Sender
+from botkit.core.events import Event
 
-from .support import make_config
+from tests.support import make_config, test_bot
 
 
-class Collect:
+class Collect(Sender):
     def __init__(self) -> None:
         self.sent: list[tuple[str, tuple]] = []
 
@@ -22,12 +23,12 @@ class Collect:
 
 def make_bot(tmp_path, handler, **session) -> Bot:
     config = make_config(tmp_path, initial_state={"count": 0, "profile": {"tags": []}}, session=session)
-    return Bot(config, handler=handler, channels={})
+    return test_bot(config, handler=handler, channels={})
 
 
 async def run(bot: Bot, text: str = "hi", key: str = "test:1", sender=None):
     sender = sender or Collect()
-    await bot.dispatch([Event("test", "text", key, text=text, meta={"sender": sender})])
+    await bot.dispatch([Event("test", "text", key, text=text, channel="test", meta={"sender": sender})])
     return sender
 
 
@@ -126,7 +127,7 @@ async def test_a_state_that_is_not_json_is_refused_not_retried_forever(tmp_path,
 
     bot = make_bot(tmp_path, handler)
     await run(bot, "list")
-    outcome = await bot.dispatch([Event("test", "text", "test:1", text="set", meta={"sender": Collect()})])
+    outcome = await bot.dispatch([Event("test", "text", "test:1", text="set", channel="test", meta={"sender": Collect()})])
     assert [o.value for o in outcome] == ["failed"]
     assert (await bot.store.load("test:1"))["state"]["tags"] == ["a"]
     assert "not JSON-serialisable" in caplog.text

@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from botkit.errors import VersionConflict
-from botkit.session import Session
+from botkit.core.errors import VersionConflict
+from botkit.core.session import Session
 
-from botkit.drivers.base import SessionStore
+from botkit.storage.base import SessionStore
 
-from .stores import FACTORIES, bot_on, text_event
+from tests.stores import FACTORIES, bot_on, text_event
 
 
 

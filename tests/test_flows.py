@@ -6,14 +6,15 @@ import logging
 import pytest
 
 from botkit import Bot
-from botkit.errors import BotkitError
-from botkit.event import Event
-from botkit.flows import Flows, UnknownState
+from botkit.core.sending import Sender
+from botkit.core.errors import BotkitError
+from botkit.core.events import Event
+from botkit.flows.router import Flows, UnknownState
 from examples.flows.bot import flows as onboarding
 
-from .support import Served, make_config
-from .test_scheduler import eventually
-from .test_telegram import HEADERS, SECRET, TOKEN, update
+from tests.support import Served, make_config, test_bot
+from tests.test_scheduler import eventually
+from tests.test_telegram import HEADERS, SECRET, TOKEN, update
 
 CHAT = 16423
 KEY = f"telegram:{CHAT}"
@@ -114,7 +115,7 @@ async def test_the_example_does_not_nudge_a_user_who_answered(fake_api, tmp_path
 # -- the step_to family, on the memory driver ---------------------------------------------------------
 
 
-class Collect:
+class Collect(Sender):
     def __init__(self) -> None:
         self.sent: list[str] = []
 
@@ -124,12 +125,12 @@ class Collect:
 
 async def say(bot: Bot, text: str = "hi", key: str = "test:1") -> list[str]:
     sender = Collect()
-    await bot.dispatch([Event("test", "text", key, text=text, meta={"sender": sender})])
+    await bot.dispatch([Event("test", "text", key, text=text, channel="test", meta={"sender": sender})])
     return sender.sent
 
 
 def flows_bot(flows, tmp_path) -> Bot:
-    return Bot(make_config(tmp_path, initial_state={}), handler=flows, channels={})
+    return test_bot(make_config(tmp_path, initial_state={}), handler=flows, channels={})
 
 
 async def slugs(bot: Bot, key: str = "test:1") -> tuple[str | None, str | None]:
@@ -320,7 +321,7 @@ async def test_step_to_needs_the_flows_router(tmp_path):
         context.update_session_to("a", "b")  # recording alone works without a router
         caught.append(True)
 
-    bot = Bot(make_config(tmp_path), handler=plain, channels={})
+    bot = test_bot(make_config(tmp_path), handler=plain, channels={})
     await say(bot)
     assert caught == [True] and await slugs(bot) == ("a->b", None)
 
@@ -341,7 +342,7 @@ async def test_code_outside_a_handler_steps_a_session_with_bot_run(tmp_path):
     bot = flows_bot(flows, tmp_path)
     async with bot:
         await say(bot)
-        bot.attach_sender("test:1", sent)
+        bot.channels["test"].pushes["test:1"] = sent
         await bot.run("test:1", lambda context: context.step_to("promo"))
     assert sent.sent == ["A deal for you (push)"]
     assert await slugs(bot) == ("chat->idle", "promo->offer")

@@ -18,9 +18,9 @@ from linebot.v3.webhook import SignatureValidator
 from linebot.v3.webhooks import FollowEvent, MemberJoinedEvent, MessageEvent, PostbackEvent
 
 from botkit import Bot, SendError
-from botkit.errors import ConfigError
+from botkit.core.errors import ConfigError
 
-from .support import Served, counter, make_config
+from tests.support import Served, counter, make_config
 
 TOKEN = "line-channel-access-token"
 SECRET = "8c570fa6dd201bb328f1c1eac23a96d8"
@@ -130,7 +130,7 @@ async def test_the_consoles_verify_request_with_no_events_is_200(fake_api, tmp_p
 
 
 def test_line_bot_sdk_accepts_our_signatures_and_parses_our_fixtures():
-    from adapters.line import signature
+    from botkit.adapters.line import signature
 
     body = webhook(text(), event("postback", 2, postback={"data": "action=buy&itemid=111"}),
                    event("follow", 3, follow={"isUnblocked": False}),

@@ -14,9 +14,9 @@ import orjson
 import pytest
 
 from botkit import Bot, SendError
-from botkit.errors import ConfigError
+from botkit.core.errors import ConfigError
 
-from .support import Served, counter, make_config
+from tests.support import Served, counter, make_config
 
 TOKEN = "EAAGpage-token+/="
 APP_SECRET = "0123456789abcdef0123456789abcdef"

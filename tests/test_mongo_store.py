@@ -10,10 +10,10 @@ from datetime import timezone
 import pytest
 
 from botkit import ConfigError, StoreUnavailable
-from botkit.drivers.mongo import MongoStore
+from botkit.storage.mongo import MongoStore
 
-from .stores import MONGODB_URL, Clock, bot_on, text_event, bot_folder, free_port, mongo_store, run_cli
-from .support import make_config
+from tests.stores import MONGODB_URL, Clock, bot_on, text_event, bot_folder, free_port, mongo_store, run_cli
+from tests.support import make_config
 
 
 @pytest.fixture

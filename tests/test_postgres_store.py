@@ -10,10 +10,10 @@ import asyncpg
 import pytest
 
 from botkit import ConfigError, StoreUnavailable
-from botkit.drivers.postgres import PostgresStore
+from botkit.storage.postgres import PostgresStore
 
-from .stores import POSTGRES_DSN, Clock, bot_on, text_event, bot_folder, drop_postgres_table, free_port, postgres_store, run_cli, unique
-from .support import make_config
+from tests.stores import POSTGRES_DSN, Clock, bot_on, text_event, bot_folder, drop_postgres_table, free_port, postgres_store, run_cli, unique
+from tests.support import make_config
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from botkit import ConfigError, StoreUnavailable
-from botkit.drivers.redis import RedisStore
+from botkit.storage.redis import RedisStore
 
-from .stores import REDIS_URL, bot_on, text_event, PrivateRedis, bot_folder, free_port, redis_store, run_cli, unique
-from .support import make_config
+from tests.stores import REDIS_URL, bot_on, text_event, PrivateRedis, bot_folder, free_port, redis_store, run_cli, unique
+from tests.support import make_config
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 
 from botkit import Bot, SendError
 
-from .fuzz_bodies import CHANNELS, LiveBot, Spec, channel_ids
-from .support import Served, make_config
+from tests.fuzz_bodies import CHANNELS, LiveBot, Spec, channel_ids
+from tests.support import Served, make_config
 
 FULL = os.environ.get("BOTKIT_FULL") == "1"
 FUZZ_EXAMPLES = 1000 if FULL else 50

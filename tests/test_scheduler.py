@@ -3,6 +3,7 @@ driver, Redis on 127.0.0.1 and `botkit start --workers 2` as real processes."""
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 import io
 import logging
 import textwrap
@@ -16,14 +17,17 @@ from typing import Any, Callable
 import pytest
 
 from botkit import Bot, load_config
-from botkit.console import Console
-from botkit.event import Event
-from botkit.flows import Flows
-from botkit.scheduling import Scheduler, Step, make_scheduler
-from botkit.scheduling.redis import RedisStepStore
+from botkit.core.sending import Sender
+from botkit.shell.console import Console
+from botkit.core.events import Event
+from botkit.flows.router import Flows
+from botkit.engine.scheduler import Scheduler
+from botkit.flows.steps import run_step
+from botkit.storage.steps import Step
+from botkit.storage.steps.redis import RedisStepStore
 
-from .support import BotProcess, Served, make_config
-from .test_telegram import HEADERS, SECRET, TOKEN, update
+from tests.support import BotProcess, Served, make_config, test_bot
+from tests.test_telegram import HEADERS, SECRET, TOKEN, update
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -100,14 +104,19 @@ async def post(served: Served, update_id: int = 1, chat_id: int = CHAT, text: st
     assert response.status == 200
 
 
-class Quiet:
+def redis_scheduler(bot: Bot, prefix: str) -> Scheduler:
+    """Steps in Redis for a bot whose sessions are elsewhere (as two services sharing one Redis)."""
+    return Scheduler(RedisStepStore(REDIS_URL, prefix), partial(run_step, bot.run), clock=bot.clock, lease=90.0)
+
+
+class Quiet(Sender):
     async def send_text(self, text: str, **options: Any) -> None:
         pass
 
 
 async def tell(bot: Bot, text: str = "hi", key: str = "test:1", **event: Any) -> None:
     """A message from a user of an in-process conversation (as the console sends them)."""
-    await bot.dispatch([Event("test", "text", key, text=text, meta={"sender": Quiet()}, **event)])
+    await bot.dispatch([Event("test", "text", key, text=text, channel="test", meta={"sender": Quiet()}, **event)])
 
 
 def pings(fake_api) -> list[Any]:
@@ -177,7 +186,7 @@ async def test_a_naive_datetime_or_a_wrong_delay_is_refused_with_a_clear_error(t
             except Exception as exc:
                 errors.append(exc)
 
-    bot = Bot(make_config(tmp_path), handler=flows, channels={})
+    bot = test_bot(make_config(tmp_path), handler=flows, channels={})
     async with bot:
         await tell(bot)
         assert await bot.scheduler.pending() == []
@@ -276,7 +285,7 @@ async def test_a_redelivered_event_schedules_its_step_once(tmp_path):
     async def listen(context):
         await context.step_to_in(3600, "chat", "listen")
 
-    bot = Bot(make_config(tmp_path, session={"driver": "file", "stores": {"file": {"dirname": str(tmp_path)}}}),
+    bot = test_bot(make_config(tmp_path, session={"driver": "file", "stores": {"file": {"dirname": str(tmp_path)}}}),
               handler=flows, channels={})
     async with bot:
         for _ in range(2):  # the first save was lost: the platform sends the same update again
@@ -308,7 +317,7 @@ async def test_redis_a_bot_stopped_before_the_step_is_due_runs_it_once_after_res
     def bot() -> Bot:
         made = telegram_bot(fake_api, tmp_path, flows, driver="file",
                             stores={"file": {"dirname": str(tmp_path / "s")}, "redis": {"url": REDIS_URL, "prefix": redis_prefix}})
-        made.scheduler = make_scheduler(made, "redis")
+        made.scheduler = redis_scheduler(made, redis_prefix)
         return made
 
     async with Served(bot()) as served:
@@ -362,11 +371,9 @@ async def test_redis_several_schedulers_run_each_step_exactly_once(redis_prefix)
 async def test_a_step_whose_claimer_died_after_sending_is_not_sent_again(fake_api, tmp_path, redis_prefix):
     """The step ran and its session was saved, but the process died before forgetting it: once the lease
     runs out another process claims it, and the session's handled ids make it a duplicate."""
-    from botkit.flows import run_step
-
     bot = telegram_bot(fake_api, tmp_path, reminder_flows(), driver="file",
                        stores={"file": {"dirname": str(tmp_path / "s")}, "redis": {"url": REDIS_URL, "prefix": redis_prefix}})
-    bot.scheduler = make_scheduler(bot, "redis")
+    bot.scheduler = redis_scheduler(bot, redis_prefix)
     bot.scheduler.lease = 0.3
     async with Served(bot) as served:
         await post(served)  # schedules reminder->ping in 1 s
@@ -374,7 +381,7 @@ async def test_a_step_whose_claimer_died_after_sending_is_not_sent_again(fake_ap
         store = bot.scheduler.store
         claimed, _ = await store.claim(step.due + 0.01, bot.clock() + 0.3, 10)  # "the dead process"
         assert [s.id for s in claimed] == [step.id]
-        await run_step(bot, step)
+        await run_step(bot.run, step)
         assert len(pings(fake_api)) == 1
         await eventually(lambda: _empty(bot), timeout=5)
     assert len(pings(fake_api)) == 1
@@ -393,7 +400,7 @@ def _workers_available() -> str | None:
 
 
 WORKERS_BOT = '''
-from botkit.flows import Flows
+from botkit.flows.router import Flows
 
 flows = Flows()
 
@@ -459,12 +466,12 @@ async def test_workers_2_run_a_step_once_about_2s_later_and_after_a_restart(fake
 async def test_start_up_warns_about_steps_due_after_the_session_expiry(tmp_path, caplog):
     flows = reminder_flows(lambda context: 600)
     session = {"driver": "file", "expires_in": 1, "stores": {"file": {"dirname": str(tmp_path / "s")}}}
-    bot = Bot(make_config(tmp_path, initial_state={}, session=session), handler=flows, channels={})
+    bot = test_bot(make_config(tmp_path, initial_state={}, session=session), handler=flows, channels={})
     async with bot:
         await tell(bot)
     assert "is due in 600s, after session.expires_in (1 min)" in caplog.text
     caplog.clear()
-    async with Bot(make_config(tmp_path, initial_state={}, session=session), handler=flows, channels={}):
+    async with test_bot(make_config(tmp_path, initial_state={}, session=session), handler=flows, channels={}):
         pass
     assert "1 scheduled step(s) are due more than session.expires_in (1 min) from now" in caplog.text
 
@@ -495,7 +502,7 @@ async def test_a_script_sends_proactively_with_a_bot_built_from_its_config(fake_
 async def test_the_console_shows_a_scheduled_message_when_it_fires(tmp_path):
     flows = reminder_flows(lambda context: 0.3)
     out = io.StringIO()
-    bot = Bot(make_config(tmp_path, initial_state={}), handler=flows, channels={})
+    bot = test_bot(make_config(tmp_path, initial_state={}), handler=flows, channels={})
     console = Console(bot, user="ada", out=out)
     async with bot:
         await console.answer("remind me")

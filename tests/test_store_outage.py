@@ -10,12 +10,13 @@ import time
 import pytest
 
 from botkit import Bot, StoreUnavailable
-from botkit.errors import VersionConflict
-from botkit.event import Event
-from botkit.session import Session
+from botkit.core.sending import Sender
+from botkit.core.errors import VersionConflict
+from botkit.core.events import Event
+from botkit.core.session import Session
 
-from .stores import FACTORIES, PrivateRedis
-from .support import Served, counter, make_config
+from tests.stores import FACTORIES, PrivateRedis
+from tests.support import Served, counter, make_config, test_bot
 
 TOKEN = "123456:ABC-test-token"
 SECRET = "s3cret-token_value"
@@ -103,7 +104,7 @@ async def test_redis_hung_or_down_answers_503_in_time_and_recovers_without_a_res
         replies: dict[int, set[int]] = {}
         for call in fake_api.calls_to("/sendMessage"):
             replies.setdefault(call.json["chat_id"], set()).add(int(call.json["text"].removeprefix("Count: ")))
-        async with Bot(config, handler=counter, channels={}) as reader:
+        async with test_bot(config, handler=counter, channels={}) as reader:
             for chat, delivered in platform.delivered.items():
                 assert delivered > 5
                 record = await reader.store.load(f"telegram:{chat}")
@@ -200,12 +201,12 @@ async def test_a_save_after_a_lost_lease_is_refused_logged_and_the_webhook_retri
         await asyncio.sleep(0.8)
         context.set_state({"count": context.state["count"] + 1})
 
-    class Collect:
+    class Collect(Sender):
         async def send_text(self, text, **options):
             sent.append(text)
 
-    bot = Bot(make_config(tmp_path, session={"driver": one.name}), handler=slow, store=one, channels={})
-    handling = asyncio.ensure_future(bot.dispatch([Event("test", "text", "test:1", id="7", meta={"sender": Collect()})]))
+    bot = test_bot(make_config(tmp_path, session={"driver": one.name}), handler=slow, store=one, channels={})
+    handling = asyncio.ensure_future(bot.dispatch([Event("test", "text", "test:1", id="7", channel="test", meta={"sender": Collect()})]))
     await asyncio.sleep(0.1)
     taken = await two.begin("test:1")  # waits out the 0.3 s lease the stalled process holds
     await two.commit(taken, record("test:1", 1, count=10))

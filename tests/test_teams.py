@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from botkit import Bot, SendError
-from botkit.errors import BotkitError, ConfigError
+from botkit.core.errors import BotkitError, ConfigError
 
-from .support import FakeAPI, Served, counter, make_config
+from tests.support import FakeAPI, Served, counter, make_config
 
 APP_ID = "0a6ab4a3-6c6d-4e46-9a79-0b1c8b5e2f10"
 APP_PASSWORD = "app-p4ssword~secret"

@@ -11,7 +11,7 @@ import pytest
 
 from botkit import Bot, SendError
 
-from .support import Served, counter, make_config
+from tests.support import Served, counter, make_config
 
 TOKEN = "123456:ABC-test-token"
 SECRET = "s3cret-token_value"

@@ -13,9 +13,9 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from botkit import Bot, SendError
-from botkit.errors import ConfigError
+from botkit.core.errors import ConfigError
 
-from .support import Served, counter, make_config
+from tests.support import Served, counter, make_config
 
 SID = "AC" + "0123456789abcdef" * 2
 TOKEN = "12345678901234567890123456789012"
@@ -145,7 +145,7 @@ async def test_a_whatsapp_message_at_the_sms_webhook_is_refused(fake_api, tmp_pa
 
 
 def test_request_validator_accepts_our_signatures():
-    from adapters.twilio import signature
+    from botkit.adapters.twilio import signature
 
     params = {**inbound(body="Grüße & 100% ✓"), "MediaUrl0": "https://api.twilio.com/x?a=1&b=2"}
     for url in ["https://bot.example.com/webhooks/sms", "https://bot.example.com/webhooks/sms?route=a%20b",

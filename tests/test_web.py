@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from botkit import Bot, ConfigError
-from botkit.drivers.memory import MemoryStore
+from botkit.storage.memory import MemoryStore
 
-from .support import Served, counter, make_config
+from tests.support import Served, counter, make_config
 
 JWT_KEY = "a-site-login-secret-of-at-least-32-bytes!"
 URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
@@ -398,7 +398,7 @@ async def test_sending_to_a_web_session_that_does_not_exist_raises_and_stores_no
 
 def redis_available() -> str | None:
     try:
-        importlib.import_module("botkit.drivers.redis")
+        importlib.import_module("botkit.storage.redis")
     except ImportError as exc:
         return f"the Redis session driver is not there yet ({exc})"
     try:

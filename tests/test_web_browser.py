@@ -13,7 +13,7 @@ import pytest
 
 from botkit import Bot
 
-from .support import Served, make_config
+from tests.support import Served, make_config
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -13,11 +13,11 @@ import hmac
 import orjson
 import pytest
 
-from adapters.whatsapp_cloud import WhatsAppCloudAdapter
+from botkit.adapters.whatsapp_cloud import WhatsAppCloudAdapter
 from botkit import Bot, SendError
-from botkit.errors import ConfigError
+from botkit.core.errors import ConfigError
 
-from .support import Served, counter, make_config
+from tests.support import Served, counter, make_config
 
 TOKEN = "EAAGsystem-user-token"
 APP_SECRET = "fedcba9876543210fedcba9876543210"

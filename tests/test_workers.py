@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from .stores import POSTGRES_DSN, REDIS_URL, bot_folder, free_port, postgres_store, redis_store, run_cli
+from tests.stores import POSTGRES_DSN, REDIS_URL, bot_folder, free_port, postgres_store, redis_store, run_cli
 
 TOKEN = "123456:ABC-test-token"
 SECRET = "s3cret-token_value"

@@ -6,7 +6,7 @@
 
 Run it with `botkit console --config examples/flows/bot.config.py`.
 """
-from botkit.flows import Flows
+from botkit.flows.router import Flows
 
 flows = Flows()  # the entry is the first state declared: hello->say_hello
 
@@ -35,7 +35,7 @@ class Survey:
         await context.send_text(f"Nice to meet you, {context.state['name']}. What's your favourite colour?")
         context.update_session_to(state="get_colour")
         # If no answer comes, nudge once; dropped if the user has answered (moved on) by then.
-        delay = context.bot.config.extra.get("reengage_after", 3600)
+        delay = context.extra.get("reengage_after", 3600)
         await context.step_to_in(delay, "reengage", "nudge", unless_moved=True)
 
     async def get_colour(self, context):

@@ -1,0 +1,33 @@
+"""Channel adapters are found through the ``botkit.adapters`` entry-point group, never by module name."""
+from __future__ import annotations
+
+from functools import cache
+from importlib.metadata import entry_points
+from typing import Any
+
+from botkit.core.errors import ConfigError
+
+GROUP = "botkit.adapters"
+
+
+@cache
+def available() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def adapter_class(channel: str, settings: dict[str, Any] | None = None) -> type:
+    """The adapter class for a channel name. A channel may name another registered adapter with
+    ``"adapter": "<name>"`` in its settings or by its own ``provider`` (see the channel docs)."""
+    found = available()
+    name = channel
+    provider = (settings or {}).get("provider")
+    if provider and f"{channel}.{provider}" in found:
+        name = f"{channel}.{provider}"
+    entry = found.get(name)
+    if entry is None:
+        known = ", ".join(sorted(n for n in found if "." not in n)) or "none (is botkit installed with pip install -e .?)"
+        raise ConfigError(f"channels.{channel}", f"no adapter is registered for this channel; known: {known}")
+    try:
+        return entry.load()
+    except ImportError as exc:
+        raise ConfigError(f"channels.{channel}", f"its adapter cannot be loaded: {exc}") from None

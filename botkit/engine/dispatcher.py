@@ -1,0 +1,248 @@
+"""Runs the handler for each event: dedupe, per-session ordering, lease, load → run → save.
+
+Events of one session run one at a time, in arrival order: in this process through a FIFO lock per
+session key, across processes through the store's lease. Events of different sessions run concurrently.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from enum import Enum
+from typing import Any
+
+from botkit.core.errors import SkipSave, StoreUnavailable, VersionConflict
+from botkit.core.events import Event
+from botkit.core.sending import Sender
+from botkit.core.session import Session, dumps
+from botkit.engine.context import Context
+from botkit.engine.middleware import Middleware, chain
+from botkit.engine.policy import SessionPolicy
+from botkit.engine.transcript import remember_inbound
+from botkit.storage.base import Lease, SessionStore
+
+log = logging.getLogger("botkit.engine.dispatcher")
+
+Handler = Callable[[Context], Awaitable[Any]]
+Inband = list[Any]
+"""What a handler sent while the platform's request still waits (the web chat's messages): the channel
+answers the request with it."""
+SenderFor = Callable[[Event, Session, "Inband | None"], Sender]
+"""The sender for an event of a session: the app asks the session's channel."""
+ContextFor = Callable[[Event, Session, Sender], Context]
+
+
+class Outcome(str, Enum):
+    HANDLED = "handled"
+    DUPLICATE = "duplicate"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class _KeyLock:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+class KeyedLocks:
+    """One FIFO asyncio.Lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, _KeyLock] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        entry = self._locks.get(key)
+        if entry is None:
+            entry = self._locks[key] = _KeyLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._locks[key]
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+async def flush_sends(sender: Sender, *, quietly: bool = False) -> None:
+    """Deliver what a batching sender holds (LINE sends one reply call per handler run). After a handler
+    that raised, what it sent is still delivered, as on channels that send at once; a failure is logged."""
+    if not quietly:
+        await sender.flush()
+        return
+    try:
+        await sender.flush()
+    except Exception:
+        log.exception("delivering what a failed handler sent failed")
+
+
+class Dispatcher:
+    """Handles events with ``handler`` on sessions of ``store``; ``senders`` gives each event its sender
+    and ``contexts`` builds what the handler sees (both from the app, which knows the channels and the
+    features)."""
+
+    def __init__(self, store: SessionStore, policy: SessionPolicy, *, clock: Callable[[], float],
+                 handler: Handler, senders: SenderFor, contexts: ContextFor,
+                 middleware: Sequence[Middleware] = ()) -> None:
+        self.store = store
+        self.policy = policy
+        self.clock = clock
+        self.handler = handler
+        self.senders = senders
+        self.contexts = contexts
+        self.middleware: list[Middleware] = list(middleware)
+        """Runs around every handler, the first outermost."""
+        self.locks = KeyedLocks()
+        self.in_flight = 0
+
+    async def dispatch(self, events: list[Event], inband: Inband | None = None) -> list[Outcome]:
+        """Handle a webhook's events; raises StoreUnavailable if any could not be loaded or saved."""
+        if len(events) == 1:
+            return [await self.handle(events[0], inband=inband)]
+        groups: dict[str, list[Event]] = {}
+        for event in events:
+            groups.setdefault(event.session_key, []).append(event)
+        results = await asyncio.gather(*(self._handle_group(group, inband) for group in groups.values()),
+                                       return_exceptions=True)
+        outcomes: list[Outcome] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            outcomes.extend(result)
+        return outcomes
+
+    async def _handle_group(self, events: list[Event], inband: Inband | None) -> list[Outcome]:
+        async with self.locks.hold(events[0].session_key):
+            return [await self._handle_locked(event, self.handler, inband) for event in events]
+
+    async def handle(self, event: Event, handler: Handler | None = None, *, inband: Inband | None = None) -> Outcome:
+        async with self.locks.hold(event.session_key):
+            return await self._handle_locked(event, handler or self.handler, inband)
+
+    async def _handle_locked(self, event: Event, handler: Handler, inband: Inband | None) -> Outcome:
+        store, policy = self.store, self.policy
+        self.in_flight += 1
+        try:
+            lease: Lease = await self._store_call(store.begin(event.session_key), policy.lock_timeout)
+            try:
+                session = self._session_from(lease.record, event.session_key, self.clock())
+                outcome, context = await self._run(event, handler, session, inband)
+                if outcome is not Outcome.HANDLED or context is None:
+                    await self._store_call(store.release(lease), policy.timeout)
+                    return outcome
+                if event.id is not None:
+                    session.mark_handled(event.id)
+                session.touch(self.clock(), policy.expires_in)
+                session.version += 1
+                await self._store_call(store.commit(lease, session.to_record()), policy.timeout)
+            except BaseException:
+                if lease.token is not None:
+                    await asyncio.shield(self._release_quietly(lease))
+                raise
+            await self._after_save(context)
+            return outcome
+        finally:
+            self.in_flight -= 1
+
+    async def _run(self, event: Event, handler: Handler, session: Session,
+                   inband: Inband | None) -> tuple[Outcome, Context | None]:
+        """Run the handler on the loaded session; HANDLED means its changes are to be saved."""
+        if event.id is not None and session.has_handled(event.id):
+            log.info("event %s of %s was handled already; acknowledged, not run again", event.id, session.id)
+            return Outcome.DUPLICATE, None
+        if event.address and event.address != session.address:
+            self._take_address(session, event)
+        if event.channel is not None:
+            session.channel = event.channel
+        if event.is_message:
+            session.message_count += 1
+            remember_inbound(session, self.policy, event, self.clock())
+        context = self.contexts(event, session, self.senders(event, session, inband))
+        try:
+            await (chain(self.middleware, handler) if self.middleware else handler)(context)
+            await flush_sends(context.sender)
+        except SkipSave as skip:
+            log.info("%s event of %s not saved: %s", event.type, session.id, skip)
+            return Outcome.SKIPPED, context
+        except Exception:
+            log.exception("handler raised on %s event %s of %s; session left as it was", event.type, event.id, session.id)
+            await flush_sends(context.sender, quietly=True)
+            return Outcome.FAILED, context
+        if not self._state_fits(session):
+            return Outcome.FAILED, context
+        return Outcome.HANDLED, context
+
+    async def _after_save(self, context: Context) -> None:
+        """Run what the handler asked to happen once its changes are saved (scheduling its steps)."""
+        for callback in context.after_save:
+            try:
+                await callback()
+            except Exception:
+                log.exception("an after-save action of %s failed; the session is saved", context.session.id)
+
+    @staticmethod
+    def _take_address(session: Session, event: Event) -> None:
+        """Keep how to reach the conversation, if it can be stored (it comes from the platform's body)."""
+        try:
+            dumps(event.address)
+        except (TypeError, RecursionError) as exc:
+            log.warning("address of %s event %s not kept: %s", event.type, event.id, exc)
+            return
+        session.address = event.address
+
+    def _state_fits(self, session: Session) -> bool:
+        try:
+            size = len(dumps(session.state))
+        except TypeError as exc:
+            log.error("state of %s is not JSON-serialisable (%s); not saved, session left as it was", session.id, exc)
+            return False
+        limit = self.policy.max_state_size
+        if not limit:
+            return True
+        if size <= limit:
+            return True
+        log.error(
+            "state of %s would be %d bytes, over session.max_state_size (%d); not saved, session left as it was",
+            session.id, size, limit,
+        )
+        return False
+
+    def _session_from(self, record: dict[str, Any] | None, key: str, now: float) -> Session:
+        initial = dict(self.policy.initial_state)
+        if record is None:
+            return Session.fresh(key, initial, now)
+        session = Session.from_record(record)
+        if session.is_expired(now):
+            return Session.fresh(key, initial, now, version=session.version)
+        return session
+
+    async def _store_call(self, call: Awaitable[Any], timeout: float) -> Any:
+        try:
+            if self.store.in_process:
+                return await call
+            async with asyncio.timeout(timeout):
+                return await call
+        except (StoreUnavailable, asyncio.CancelledError):
+            raise
+        except VersionConflict as exc:
+            log.error("save refused: %s (the lease was lost; the platform will redeliver)", exc)
+            raise StoreUnavailable(str(exc)) from exc
+        except TimeoutError:
+            raise StoreUnavailable(f"the session store did not answer within {timeout}s") from None
+        except Exception as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _release_quietly(self, lease: Lease) -> None:
+        try:
+            async with asyncio.timeout(self.policy.timeout):
+                await self.store.release(lease)
+        except Exception as exc:
+            log.warning("could not release the lease on %s: %s", lease.key, exc)

@@ -1,0 +1,5 @@
+"""Flows and states, Stealth style (botkit.flows.router), and the context moves that use them."""
+from botkit.flows.context import FlowContext
+from botkit.flows.router import Flows, UnknownState
+
+__all__ = ["FlowContext", "Flows", "UnknownState"]

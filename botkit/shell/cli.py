@@ -1,0 +1,178 @@
+"""The `botkit` command: start, console, init, sessions, and each channel's set-up commands."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Sequence
+
+from botkit.app.config import Config, load_config
+from botkit.core.errors import BotkitError, ConfigError
+
+log = logging.getLogger("botkit")
+
+
+BUILTIN_COMMANDS = {"start", "console", "init", "sessions"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `botkit` command. Config mistakes print one line and exit with status 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in BUILTIN_COMMANDS and not argv[0].startswith("-"):
+        logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
+        return _guarded(run_channel_command, argv)
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return _guarded(args.run, args)
+
+
+def _guarded(command: Any, *args: Any) -> int:
+    try:
+        return command(*args) or 0
+    except ConfigError as exc:
+        print(f"botkit: config error: {exc}", file=sys.stderr)
+        return 2
+    except BotkitError as exc:
+        print(f"botkit: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="botkit", description="Run and manage a botkit bot.")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    start = sub.add_parser("start", help="serve the bot's webhooks")
+    _config_option(start)
+    start.add_argument("--host", help="address to listen on (server.host)")
+    start.add_argument("--port", type=int, help="port to listen on (server.port)")
+    start.add_argument("--workers", type=int, default=1, help="processes serving the one port (default 1)")
+    start.set_defaults(run=cmd_start)
+
+    console = sub.add_parser("console", help="talk to the bot in this terminal")
+    _config_option(console)
+    console.add_argument("--user", help="the console user's name (session key console:<user>)")
+    console.set_defaults(run=cmd_console)
+
+    init = sub.add_parser("init", help="create a new bot in DIR")
+    init.add_argument("dir", nargs="?", default=".")
+    init.set_defaults(run=cmd_init)
+
+    sessions = sub.add_parser("sessions", help="list, show or delete stored sessions")
+    _config_option(sessions)
+    sessions_sub = sessions.add_subparsers(dest="action", required=True)
+    sessions_sub.add_parser("list", help="every stored session key")
+    sessions_sub.add_parser("show", help="a session's record as JSON").add_argument("key")
+    sessions_sub.add_parser("delete", help="forget a session").add_argument("key")
+    for leaf in sessions_sub.choices.values():
+        leaf.add_argument("--config", "-c", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    sessions.set_defaults(run=cmd_sessions)
+    parser.epilog = "Each channel adds its set-up commands: botkit telegram webhook set URL, …"
+    return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", help="path of bot.config.py (default ./bot.config.py)")
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    from botkit.app.bot import Bot
+
+    Bot(config)  # fail fast, in the parent, on any config error
+    if args.workers > 1:
+        from botkit.shell.workers import serve_workers
+
+        return serve_workers(config, workers=args.workers, host=args.host, port=args.port)
+    from botkit.shell.server import run
+
+    run(config, host=args.host, port=args.port)
+    return 0
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    from botkit.app.bot import Bot
+    from botkit.shell.console import Console
+
+    config = load_config(args.config)
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
+    asyncio.run(Console(Bot(config, channels={}), user=args.user).run())
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    target = Path(args.dir)
+    target.mkdir(parents=True, exist_ok=True)
+    templates = files("botkit") / "templates"
+    for name in ("bot.py", "bot.config.py"):
+        path = target / name
+        if path.exists():
+            print(f"botkit: {path} exists; left as it is", file=sys.stderr)
+            continue
+        path.write_text((templates / name).read_text())
+        print(f"created {path}")
+    print(f"next: edit {target / 'bot.py'}, then `botkit console --config {target / 'bot.config.py'}`")
+    return 0
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    return asyncio.run(_sessions(config, args.action, getattr(args, "key", None)))
+
+
+async def _sessions(config: Config, action: str, key: str | None) -> int:
+    from botkit.app.bot import Bot
+
+    bot = Bot(config, channels={}, handler=_no_handler)
+    await bot.store.open()
+    try:
+        if action == "list":
+            for found in sorted(await bot.store.keys()):
+                print(found)
+        elif action == "show":
+            record = await bot.store.load(key)
+            if record is None:
+                print(f"botkit: no session {key}", file=sys.stderr)
+                return 1
+            print(json.dumps(record, indent=2, ensure_ascii=False))
+        elif action == "delete":
+            if not await bot.store.delete(key):
+                print(f"botkit: no session {key}", file=sys.stderr)
+                return 1
+            print(f"deleted {key}")
+    finally:
+        await bot.store.close()
+    return 0
+
+
+async def _no_handler(context: Any) -> None:
+    """Session commands run no handler."""
+
+
+def run_channel_command(argv: list[str]) -> int:
+    """`botkit <channel> [--config PATH] …`: handed to that channel's adapter."""
+    parser = argparse.ArgumentParser(prog=f"botkit {argv[0]}", add_help=False)
+    _config_option(parser)
+    args, rest = parser.parse_known_args(argv[1:])
+    config = load_config(args.config)
+    from botkit.app.bot import Bot
+
+    name = argv[0]
+    settings = config.channels.get(name)
+    if settings is None:
+        raise ConfigError(f"channels.{name}", "not in bot.config.py; add the channel to use its commands")
+    bot = Bot(config, channels={name: settings}, handler=_no_handler)
+
+    async def run() -> int:
+        try:
+            return await bot.adapters[name].command(rest)
+        finally:
+            await bot.http.close()
+
+    return asyncio.run(run())

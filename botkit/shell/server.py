@@ -1,0 +1,156 @@
+"""The aiohttp application: the only module that speaks HTTP. It turns every channel's routes into
+aiohttp routes (a plain ``Request`` in, a ``Reply`` out), serves /healthz, starts and stops the bot."""
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from botkit.adapters.base import Route
+from botkit.app.bot import Bot
+from botkit.app.config import Config
+from botkit.core.errors import RequestRejected
+from botkit.core.requests import Reply, Request
+
+log = logging.getLogger("botkit.server")
+
+BOT_KEY = web.AppKey("bot", Bot)
+ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
+
+
+def create_app(bot: Bot) -> web.Application:
+    """An application serving ``bot``; it starts the bot on start-up and stops it on cleanup."""
+    app = web.Application(client_max_size=bot.config.server["client_max_size"])
+    app[BOT_KEY] = bot
+    app.router.add_get("/healthz", healthz)
+    for name, route in bot.routes():
+        app.router.add_route(route.method, route.path, _handler(bot, name, route))
+    app.on_startup.append(_start_bot)
+    app.on_shutdown.append(_shutdown_channels)
+    app.on_shutdown.append(_drain)
+    app.on_cleanup.append(_stop_bot)
+    return app
+
+
+def _handler(bot: Bot, channel: str, route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    adapter = bot.channels[channel]
+    limit = bot.config.server["client_max_size"]
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            reply = adapter.reject(RequestRejected(f"the request body is over {limit} bytes (server.client_max_size)", 413))
+            return await _send(request, reply)
+        plain = Request(
+            method=request.method, path=request.path, headers=request.headers, query=request.query, body=body,
+            scheme=request.scheme, host=request.host, raw_path=request.raw_path, remote=request.remote,
+            match=dict(request.match_info),
+        )
+        if route.handler is None:
+            reply = await bot.receive(channel, plain)
+        else:
+            reply = await route.handler(plain)
+        return await _send(request, reply)
+
+    return handle
+
+
+async def _send(request: web.Request, reply: Reply) -> web.StreamResponse:
+    if reply.stream is None:
+        response = web.Response(status=reply.status, body=reply.body, headers=reply.headers)
+        response.content_type = reply.content_type.split(";")[0]
+        if "charset=" in reply.content_type:
+            response.charset = reply.content_type.split("charset=")[1]
+        return response
+    response = web.StreamResponse(status=reply.status, headers={"Content-Type": reply.content_type, **reply.headers})
+    await response.prepare(request)
+    chunks = reply.stream
+    try:
+        async for chunk in chunks:
+            await response.write(chunk)
+    except (ConnectionError, RuntimeError) as exc:  # the client went away
+        log.debug("stream to %s closed: %s", request.remote, exc)
+    finally:
+        await chunks.aclose()
+    return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    bot = request.app[BOT_KEY]
+    if not bot.started:
+        return web.json_response({"status": "starting"}, status=503)
+    return web.json_response({"status": "ok", "channels": sorted(bot.channels), "in_flight": bot.dispatcher.in_flight})
+
+
+async def _start_bot(app: web.Application) -> None:
+    bot = app[BOT_KEY]
+    await bot.start()
+    served = ", ".join(f"{name} at {path}" for name, path in _paths(bot)) or "no channel"
+    log.info("botkit serving %s on the %s driver", served, bot.config.session["driver"])
+
+
+async def _shutdown_channels(app: web.Application) -> None:
+    """Let channels end long-lived responses (event streams) so shutdown does not wait on them."""
+    for channel in app[BOT_KEY].channels.values():
+        await channel.shutdown()
+
+
+async def _drain(app: web.Application) -> None:
+    """Let handlers that are running finish before the store and the HTTP client close."""
+    bot = app[BOT_KEY]
+    deadline = asyncio.get_running_loop().time() + bot.config.server["shutdown_timeout"]
+    while bot.dispatcher.in_flight and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+
+
+async def _stop_bot(app: web.Application) -> None:
+    await app[BOT_KEY].stop()
+
+
+def _paths(bot: Bot) -> list[tuple[str, str]]:
+    paths: dict[str, set[str]] = {}
+    for name, route in bot.routes():
+        paths.setdefault(name, set()).add(route.path)
+    return [(name, ", ".join(sorted(found))) for name, found in paths.items()]
+
+
+def install_fast_loop() -> None:
+    """Use uvloop when it is installed (the `speed` extra): measured in docs/performance.md."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+GC_THRESHOLD = 10_000
+
+
+def tune_gc() -> None:
+    """Run the cycle collector less often. A webhook makes hundreds of short-lived objects (a session's
+    history alone is 50 dicts); at Python's default threshold (700) the collector ran every few webhooks
+    and walked the whole heap every thousand or so: a fifth of the server's CPU (docs/performance.md).
+    Reference counting, which frees nearly all of those objects, is not affected."""
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+
+
+def run(config: Config, *, host: str | None = None, port: int | None = None, bot: Bot | None = None) -> None:
+    """Serve until interrupted (SIGINT/SIGTERM), then shut down gracefully."""
+    install_fast_loop()
+    tune_gc()
+    bot = bot or Bot(config)
+    server = config.server
+    web.run_app(
+        create_app(bot),
+        host=host or server["host"],
+        port=port if port is not None else server["port"],
+        shutdown_timeout=server["shutdown_timeout"],
+        access_log=logging.getLogger("aiohttp.access") if server["access_log"] else None,
+        access_log_format=ACCESS_LOG_FORMAT,
+        print=lambda *_: None,
+        handle_signals=True,
+    )

@@ -1,0 +1,165 @@
+"""`botkit start --workers N`: N processes serving one port, managed by gunicorn.
+
+gunicorn's master binds the port and forks the workers; each worker runs aiohttp's gunicorn worker
+(uvloop when installed) and builds its own Bot from the same config, so each has its own store
+connections and HTTP client. Sessions stay consistent because the shared stores lease each session
+to one process at a time (docs/sessions.md). Signals to the master:
+
+- SIGTERM, SIGINT: graceful stop: workers stop accepting, finish what they handle (up to
+  ``server.shutdown_timeout``), close the store, exit;
+- SIGHUP: graceful restart: bot.config.py is read again, new workers start, the old ones stop gracefully;
+- TTIN / TTOU: one worker more / fewer.
+"""
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import math
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.worker import GunicornUVLoopWebWorker, GunicornWebWorker
+from gunicorn.app.base import BaseApplication
+
+from botkit.app.config import Config, load_config
+from botkit.storage import driver_class
+from botkit.core.errors import BotkitError, ConfigError
+
+log = logging.getLogger("botkit.workers")
+
+ACCESS_LOG_FORMAT = '%P %a "%r" %s %b %Tfs'
+"""The single process's access log line, prefixed with the worker's pid."""
+KEEPALIVE = 75.0
+LINGER = 0.5
+"""Seconds a stopping worker still reads requests on connections it had accepted."""
+
+
+def serve_workers(config: Config, workers: int, host: str | None = None, port: int | None = None) -> int:
+    """Serve ``config``'s bot from ``workers`` processes on one port until stopped; the exit status."""
+    if workers < 1:
+        raise BotkitError("--workers must be at least 1")
+    driver = config.session["driver"]
+    if not driver_class(driver).shared:
+        raise ConfigError("session.driver", f"the {driver} driver keeps sessions inside one process, so workers "
+                          "would each keep their own; with --workers use redis, postgres, mongo or file")
+    _check_store(config)
+    server = config.server
+    master = _Master(config, {
+        "bind": [_address(host or server["host"], port if port is not None else server["port"])],
+        "workers": workers,
+        "worker_class": _worker_class(),
+        "graceful_timeout": math.ceil(server["shutdown_timeout"] + LINGER) + 5,
+        "accesslog": "-" if server["access_log"] else None,
+        "errorlog": "-",
+        "loglevel": logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower(),
+        "proc_name": "botkit",
+        "control_socket_disable": True,
+    })
+    try:
+        master.run()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+class _Master(BaseApplication):  # type: ignore[misc]
+    """gunicorn's application: settings from botkit, each worker's app from the bot config."""
+
+    def __init__(self, config: Config, options: dict[str, Any]) -> None:
+        self.config = config
+        self.options = options
+        super().__init__(prog="botkit")
+
+    def load_config(self) -> None:
+        for name, value in self.options.items():
+            self.cfg.set(name, value)
+
+    def reload(self) -> None:
+        """SIGHUP: read bot.config.py again for the new workers; keep the running one if it is broken
+        (a worker that cannot boot would make gunicorn stop altogether)."""
+        if self.config.path is not None:
+            from botkit.app.bot import Bot
+
+            try:
+                config = load_config(self.config.path)
+                Bot(config)
+            except BotkitError as exc:
+                log.error("reload: %s; the new workers keep the config the old ones had", exc)
+            else:
+                self.config = config
+        super().reload()
+
+    def load(self) -> Callable[[], Awaitable[web.AppRunner]]:
+        config = self.config
+
+        async def runner() -> web.AppRunner:
+            from botkit.app.bot import Bot
+            from botkit.shell.server import create_app, tune_gc
+
+            tune_gc()
+
+            server = config.server
+            return _LingeringRunner(
+                create_app(Bot(config)),
+                access_log=logging.getLogger("gunicorn.access") if server["access_log"] else None,
+                access_log_format=ACCESS_LOG_FORMAT,
+                keepalive_timeout=KEEPALIVE,
+                shutdown_timeout=server["shutdown_timeout"],
+                handle_signals=False,
+            )
+
+        return runner
+
+
+class _LingeringRunner(web.AppRunner):
+    """Stops listening, then lingers a moment before closing idle connections: a connection this worker
+    accepted just before a restart gets its request read and answered instead of being cut."""
+
+    async def cleanup(self) -> None:
+        for site in list(self.sites):
+            await site.stop()
+        await asyncio.sleep(LINGER)
+        await super().cleanup()
+
+
+class _PromptExit:
+    """aiohttp's worker notices SIGTERM at its next one-second tick; this wakes it at once."""
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)  # type: ignore[misc]
+        self._notify_waiter_done()  # type: ignore[attr-defined]
+
+
+class Worker(_PromptExit, GunicornWebWorker):
+    pass
+
+
+class UVLoopWorker(_PromptExit, GunicornUVLoopWebWorker):
+    pass
+
+
+def _worker_class() -> str:
+    if importlib.util.find_spec("uvloop") is None:
+        return "botkit.shell.workers.Worker"
+    return "botkit.shell.workers.UVLoopWorker"
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _check_store(config: Config) -> None:
+    """Open the session store once before forking, so an unreachable store is one clear error line
+    instead of every worker failing to boot."""
+    from botkit.app.bot import Bot
+
+    async def check() -> None:
+        bot = Bot(config, channels={})
+        try:
+            await bot.store.open()
+        finally:
+            await bot.store.close()
+            await bot.http.close()
+
+    asyncio.run(check())

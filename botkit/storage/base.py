@@ -1,0 +1,121 @@
+"""The one interface every session store implements.
+
+A store is asked for a *lease* on a session key (``begin``): the key's record, and, for stores shared
+between processes, a lock so that no other process handles an event of that session meanwhile. The
+lease ends with ``commit`` (a version-checked save) or ``release`` (nothing saved: the handler raised).
+Stores that can do both halves in one round trip (Redis scripts, one SQL transaction) override
+``begin``/``commit``; simple stores only implement ``load``/``save``.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Mapping
+
+from botkit.core.errors import ConfigError
+from botkit.storage.steps import MemoryStepStore, StepStore
+
+
+@dataclass(slots=True)
+class Lease:
+    key: str
+    record: dict[str, Any] | None
+    token: Any = None
+
+    @property
+    def version(self) -> int:
+        return 0 if self.record is None else self.record.get("version", 0)
+
+
+class SessionStore(abc.ABC):
+    """Base of the session drivers. ``settings`` is the driver's block of ``session.stores``."""
+
+    name: ClassVar[str]
+    defaults: ClassVar[Mapping[str, Any]] = {}
+    shared: ClassVar[bool] = False
+    """True when several processes can share the store (it then serialises them itself)."""
+    in_process: ClassVar[bool] = False
+    """True when no call waits on I/O: the dispatcher then arms no timeout around them."""
+
+    def __init__(
+        self,
+        settings: Mapping[str, Any],
+        *,
+        clock: Callable[[], float],
+        lock_timeout: float = 30.0,
+        timeout: float = 5.0,
+    ) -> None:
+        self.settings = {**self.defaults, **settings}
+        self.clock = clock
+        self.lock_timeout = lock_timeout
+        self.timeout = timeout
+        """Seconds one store operation may take (connect and read timeouts of a networked store)."""
+
+    @classmethod
+    def validate(cls, settings: Mapping[str, Any]) -> None:
+        """Raise ConfigError naming ``session.stores.<name>.<setting>`` for a wrong setting."""
+        for key in settings:
+            if key not in cls.defaults:
+                known = ", ".join(sorted(cls.defaults)) or "none"
+                raise ConfigError(f"session.stores.{cls.name}.{key}", f"unknown setting; known: {known}")
+
+    async def open(self) -> None:
+        """Connect; called once at start-up."""
+
+    async def close(self) -> None:
+        """Disconnect; called once at shutdown."""
+
+    async def begin(self, key: str) -> Lease:
+        return Lease(key, await self.load(key))
+
+    async def commit(self, lease: Lease, record: dict[str, Any]) -> None:
+        """Save ``record`` if the store still holds the version the lease read (or nothing), then end the
+        lease. Raises VersionConflict otherwise."""
+        await self.save(record)
+
+    async def release(self, lease: Lease) -> None:
+        """End a lease without saving."""
+
+    @abc.abstractmethod
+    async def load(self, key: str) -> dict[str, Any] | None:
+        """The stored record, expired or not (the dispatcher judges expiry), or None."""
+
+    @abc.abstractmethod
+    async def save(self, record: dict[str, Any]) -> None:
+        """Store ``record`` if the stored one is missing or has ``record['version'] - 1``; else raise
+        VersionConflict."""
+
+    @abc.abstractmethod
+    async def delete(self, key: str) -> bool:
+        """Remove a session; True if there was one."""
+
+    @abc.abstractmethod
+    async def keys(self) -> list[str]:
+        """Every stored session key (for `botkit sessions list`; not for hot paths)."""
+
+    async def ping(self) -> None:
+        """Raise if the store cannot be reached."""
+
+    def step_store(self) -> tuple[StepStore, str | None]:
+        """Where this store's scheduled steps wait, and a caveat to log at start-up (if any). By default
+        in this process: fine for a store that lives in one process, a loss for a shared one."""
+        if not self.shared:
+            return MemoryStepStore(), None
+        return MemoryStepStore(), (
+            f"scheduled steps are kept in this process with the {self.name} driver: a restart loses them, "
+            "and each worker runs the steps its own handlers scheduled")
+
+    async def incr(self, name: str, window: float) -> tuple[int, float]:
+        """Count one hit on the counter ``name`` in a fixed window of ``window`` seconds: returns the hits
+        in the current window and the seconds until it resets. Rate limits use it; a shared store
+        overrides it so that every process counts together. This default counts in this process."""
+        now = self.clock()
+        counters = self.__dict__.setdefault("_counters", {})
+        count, resets_at = counters.get(name, (0, 0.0))
+        if resets_at <= now:
+            count, resets_at = 0, now + window
+            if len(counters) > 10_000:
+                for stale in [k for k, (_, r) in counters.items() if r <= now]:
+                    del counters[stale]
+        counters[name] = (count + 1, resets_at)
+        return count + 1, resets_at - now

@@ -1,0 +1,153 @@
+"""One JSON file per session, written to a temporary file and renamed over the old one.
+
+Every file operation runs in a worker thread, so the event loop never waits on the disk. A lease holds
+an exclusive ``flock`` on the session's lock file, so several processes can share one directory.
+"""
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from botkit.core.errors import ConfigError, StoreUnavailable, VersionConflict
+from botkit.core.session import dumps, loads
+from botkit.storage.atomic import SUFFIX, write_atomically
+from botkit.storage.base import Lease, SessionStore
+from botkit.storage.steps import StepStore
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+_MAX_NAME = 180
+
+
+def file_name(key: str) -> str:
+    """A file name for any session key: only ``[A-Za-z0-9_%-]``, so never a path, never hidden, never
+    ``..``; long keys are hashed."""
+    name = _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), key)
+    if len(name) > _MAX_NAME:
+        name = "h_" + hashlib.sha256(key.encode()).hexdigest()
+    return name + SUFFIX
+
+
+class FileStore(SessionStore):
+    name = "file"
+    defaults = {"dirname": ".session", "fsync": False}
+    shared = True
+
+    def __init__(self, settings, **kwargs) -> None:
+        super().__init__(settings, **kwargs)
+        self.dirname = Path(self.settings["dirname"])
+
+    @classmethod
+    def validate(cls, settings) -> None:
+        super().validate(settings)
+        if not isinstance(settings.get("dirname", ".session"), (str, os.PathLike)):
+            raise ConfigError("session.stores.file.dirname", "must be a folder path")
+
+    def step_store(self) -> tuple[StepStore, str | None]:
+        from botkit.storage.steps.file import FileStepStore
+
+        return FileStepStore(self.dirname), None
+
+    async def open(self) -> None:
+        try:
+            await asyncio.to_thread(self.dirname.mkdir, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError("session.stores.file.dirname", f"cannot create {self.dirname}: {exc.strerror}") from None
+
+    def _path(self, key: str) -> Path:
+        return self.dirname / file_name(key)
+
+    def _read(self, key: str) -> dict[str, Any] | None:
+        try:
+            data = self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        return loads(data)
+
+    def _write(self, record: dict[str, Any]) -> None:
+        path = self._path(record["id"])
+        current = self._read(record["id"])
+        if current is not None and current.get("version", 0) != record["version"] - 1:
+            raise VersionConflict(f"session {record['id']} changed since it was loaded")
+        write_atomically(path, dumps(record), fsync=self.settings["fsync"])
+
+    def _try_begin(self, key: str) -> Lease | None:
+        """Lock the session's lock file and read its record, in one trip to a worker thread."""
+        fd = os.open(self.dirname / (file_name(key)[: -len(SUFFIX)] + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                return None
+            raise
+        try:
+            return Lease(key, self._read(key), fd)
+        except BaseException:
+            self._unlock(fd)
+            raise
+
+    @staticmethod
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+    def _write_and_unlock(self, lease: Lease, record: dict[str, Any]) -> None:
+        try:
+            self._write(record)
+        finally:
+            self._unlock(lease.token)
+
+    async def begin(self, key: str) -> Lease:
+        delay = 0.001
+        deadline = self.clock() + self.lock_timeout
+        while (lease := await asyncio.to_thread(self._try_begin, key)) is None:
+            if self.clock() > deadline:
+                raise StoreUnavailable(f"session {key} stayed locked for {self.lock_timeout}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        return lease
+
+    async def commit(self, lease: Lease, record: dict[str, Any]) -> None:
+        fd, lease.token = lease.token, None
+        await asyncio.to_thread(self._write_and_unlock, Lease(lease.key, None, fd), record)
+
+    async def release(self, lease: Lease) -> None:
+        if lease.token is not None:
+            fd, lease.token = lease.token, None
+            await asyncio.to_thread(self._unlock, fd)
+
+    async def load(self, key: str) -> dict[str, Any] | None:
+        return await asyncio.to_thread(self._read, key)
+
+    async def save(self, record: dict[str, Any]) -> None:
+        await asyncio.to_thread(self._write, record)
+
+    async def delete(self, key: str) -> bool:
+        def remove() -> bool:
+            try:
+                self._path(key).unlink()
+            except FileNotFoundError:
+                return False
+            return True
+
+        return await asyncio.to_thread(remove)
+
+    async def keys(self) -> list[str]:
+        def scan() -> list[str]:
+            found = []
+            for path in sorted(self.dirname.glob("*" + SUFFIX)):
+                if path.name.startswith(".tmp-"):
+                    continue
+                try:
+                    found.append(loads(path.read_bytes())["id"])
+                except (OSError, ValueError, KeyError):
+                    continue
+            return found
+
+        return await asyncio.to_thread(scan)

@@ -1,0 +1,62 @@
+"""In-process sessions: an LRU of serialised records (compact, and never aliased by a handler)."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from botkit.core.errors import ConfigError, VersionConflict
+from botkit.core.session import dumps, loads
+from botkit.storage.base import SessionStore
+
+
+class MemoryStore(SessionStore):
+    name = "memory"
+    defaults = {"max_size": 500}
+    in_process = True
+
+    def __init__(self, settings, **kwargs) -> None:
+        super().__init__(settings, **kwargs)
+        self.max_size: int = self.settings["max_size"]
+        self._records: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+
+    @classmethod
+    def validate(cls, settings) -> None:
+        super().validate(settings)
+        size = settings.get("max_size", 500)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigError("session.stores.memory.max_size", f"must be a positive whole number, not {size!r}")
+
+    async def load(self, key: str) -> dict[str, Any] | None:
+        entry = self._records.get(key)
+        if entry is None:
+            return None
+        self._records.move_to_end(key)
+        return loads(entry[1])
+
+    async def save(self, record: dict[str, Any]) -> None:
+        key = record["id"]
+        records = self._records
+        current = records.get(key)
+        version = record["version"]
+        if current is not None and current[0] != version - 1:
+            raise VersionConflict(f"session {key} changed since it was loaded")
+        records[key] = (version, _compact(dumps(record)))
+        records.move_to_end(key)
+        while len(records) > self.max_size:
+            records.popitem(last=False)
+
+    async def delete(self, key: str) -> bool:
+        return self._records.pop(key, None) is not None
+
+    async def keys(self) -> list[str]:
+        return list(self._records)
+
+    @property
+    def size(self) -> int:
+        return len(self._records)
+
+
+def _compact(data: bytes) -> bytes:
+    """A copy sized to the record: orjson's own bytes sit in a buffer of at least 4 KiB, ten times a
+    small session's record (bench.idle_sessions: 4.3 KB per idle session without the copy)."""
+    return bytes(memoryview(data))

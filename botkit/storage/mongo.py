@@ -1,0 +1,190 @@
+"""Sessions in MongoDB (PyMongo's ``AsyncMongoClient``): one document per session key.
+
+``{_id: <session key>, record: {...}, version, expires_at: <BSON date or null>, lease_token, lease_until}``.
+A TTL index on ``expires_at`` (created at start-up) lets the server delete expired sessions; until its
+monitor passes (once a minute), an expired document counts as missing here too.
+
+The lease is two fields. Taking it is one ``find_one_and_update`` with ``upsert``: its filter matches
+only a free, expired or own lease, so on a document leased by another process the upsert tries to
+insert a second ``_id`` and fails with a duplicate key error, which means "held". Saving is one
+``update_one`` filtered on the lease and the version, also an upsert, so a refused save is the same
+duplicate key error. Lease times come from the bot's clock: keep the machines' clocks in step (NTP).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping
+
+from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from botkit.core.errors import ConfigError, StoreUnavailable
+from botkit.storage.shared import LEASE_LOST, SAVED, STALE, SharedStore
+
+LEASE_ONLY_LIFETIME = timedelta(hours=1)
+"""How long the TTL index keeps a document that only ever held a lease (its handler raised)."""
+
+
+def _date(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, timezone.utc)
+
+
+class MongoStore(SharedStore):
+    name = "mongo"
+    defaults = {
+        "url": "mongodb://127.0.0.1:27017",
+        "database": "botkit",
+        "collection": "sessions",
+        "lease": 10.0,
+        "pool_size": 100,
+    }
+
+    def __init__(self, settings: Mapping[str, Any], **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        self.client: Any = None
+        self.sessions: Any = None
+        self.counters: Any = None
+        self._lease_span = timedelta(seconds=self.lease)
+
+    @classmethod
+    def validate(cls, settings: Mapping[str, Any]) -> None:
+        super().validate(settings)
+        url = settings.get("url", cls.defaults["url"])
+        if not isinstance(url, str) or not url.startswith(("mongodb://", "mongodb+srv://")):
+            raise ConfigError("session.stores.mongo.url", f"must be a mongodb:// or mongodb+srv:// URL, not {url!r}")
+        for name in ("database", "collection"):
+            value = settings.get(name, cls.defaults[name])
+            if not isinstance(value, str) or not value or "$" in value or "\0" in value:
+                raise ConfigError(f"session.stores.mongo.{name}", f"must be a non-empty name without $, not {value!r}")
+        size = settings.get("pool_size", cls.defaults["pool_size"])
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigError("session.stores.mongo.pool_size", f"must be a positive whole number, not {size!r}")
+
+    # -- connection -------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        ms = int(self.timeout * 1000)
+        self.client = AsyncMongoClient(
+            self.settings["url"],
+            tz_aware=True,
+            appname="botkit",
+            maxPoolSize=self.settings["pool_size"],
+            serverSelectionTimeoutMS=ms,
+            connectTimeoutMS=ms,
+            socketTimeoutMS=ms,
+        )
+        database = self.client[self.settings["database"]]
+        self.sessions = database[self.settings["collection"]]
+        self.counters = database[self.settings["collection"] + "_counters"]
+        try:
+            await self.sessions.create_index("expires_at", expireAfterSeconds=0, name="expires_at_ttl")
+            await self.counters.create_index("resets_at", expireAfterSeconds=0, name="resets_at_ttl")
+        except Exception as exc:
+            await self.close()
+            raise StoreUnavailable(f"session store: cannot prepare MongoDB ({type(exc).__name__}: {exc})") from None
+
+    async def close(self) -> None:
+        await super().close()
+        if self.client is not None:
+            client, self.client = self.client, None
+            await client.close()
+
+    async def ping(self) -> None:
+        await self.client.admin.command("ping")
+
+    # -- filters ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _live(now: datetime) -> dict[str, Any]:
+        return {"record": {"$ne": None}, "$or": [{"expires_at": None}, {"expires_at": {"$gt": now}}]}
+
+    def _lease_free(self, now: datetime, owner: str | None) -> dict[str, Any]:
+        choices: list[dict[str, Any]] = [{"lease_token": None}, {"lease_until": {"$lte": now}}]
+        if owner is not None:
+            choices.append({"lease_token": owner})
+        return {"$or": choices}
+
+    @staticmethod
+    def _is_live(doc: Mapping[str, Any], now: datetime) -> bool:
+        expires_at = doc.get("expires_at")
+        return doc.get("record") is not None and (expires_at is None or expires_at > now)
+
+    # -- the lease --------------------------------------------------------------------------------
+
+    async def _take(self, key: str) -> tuple[bool, dict[str, Any] | None]:
+        now = _date(self.clock())
+        try:
+            doc = await self.sessions.find_one_and_update(
+                {"_id": key, **self._lease_free(now, self.owner)},
+                {"$set": {"lease_token": self.owner, "lease_until": now + self._lease_span},
+                 "$setOnInsert": {"version": 0, "expires_at": now + LEASE_ONLY_LIFETIME}},
+                projection={"record": 1, "expires_at": 1},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            return False, None
+        return True, doc["record"] if self._is_live(doc, now) else None
+
+    async def _write(self, record: dict[str, Any], owner: str | None) -> int:
+        key = record["id"]
+        now = _date(self.clock())
+        expires_at = record.get("expires_at")
+        follows = {"$or": [{"version": record["version"] - 1}, {"record": None}, {"expires_at": {"$lte": now}}]}
+        try:
+            await self.sessions.update_one(
+                {"_id": key, "$and": [self._lease_free(now, owner), follows]},
+                {"$set": {"record": record, "version": record["version"],
+                          "expires_at": None if expires_at is None else _date(expires_at)},
+                 "$unset": {"lease_token": "", "lease_until": ""}},
+                upsert=True,
+            )
+            return SAVED
+        except DuplicateKeyError:
+            pass
+        if owner is not None:
+            return STALE if await self._give_back_counted(key) else LEASE_LOST
+        held = await self.sessions.find_one({"_id": key, "lease_until": {"$gt": now}}, projection={"_id": 1})
+        return LEASE_LOST if held is not None else STALE
+
+    async def _give_back_counted(self, key: str) -> int:
+        result = await self.sessions.update_one(
+            {"_id": key, "lease_token": self.owner}, {"$unset": {"lease_token": "", "lease_until": ""}})
+        return result.modified_count
+
+    async def _give_back(self, key: str) -> None:
+        await self._give_back_counted(key)
+
+    async def _extend(self, key: str) -> bool:
+        result = await self.sessions.update_one(
+            {"_id": key, "lease_token": self.owner},
+            {"$set": {"lease_until": _date(self.clock()) + self._lease_span}})
+        return result.matched_count == 1
+
+    # -- the rest of the interface ----------------------------------------------------------------
+
+    async def load(self, key: str) -> dict[str, Any] | None:
+        doc = await self.sessions.find_one({"_id": key, **self._live(_date(self.clock()))}, projection={"record": 1})
+        return None if doc is None else doc["record"]
+
+    async def delete(self, key: str) -> bool:
+        doc = await self.sessions.find_one_and_delete({"_id": key}, projection={"record": 1, "expires_at": 1})
+        return doc is not None and self._is_live(doc, _date(self.clock()))
+
+    async def keys(self) -> list[str]:
+        cursor = self.sessions.find(self._live(_date(self.clock())), projection={"_id": 1})
+        return [doc["_id"] async for doc in cursor]
+
+    async def incr(self, name: str, window: float) -> tuple[int, float]:
+        now = _date(self.clock())
+        running = {"$gt": ["$resets_at", now]}
+        doc = await self.counters.find_one_and_update(
+            {"_id": name},
+            [{"$set": {
+                "hits": {"$cond": [running, {"$add": ["$hits", 1]}, 1]},
+                "resets_at": {"$cond": [running, "$resets_at", now + timedelta(seconds=window)]},
+            }}],
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        return int(doc["hits"]), max(0.0, (doc["resets_at"] - now).total_seconds())

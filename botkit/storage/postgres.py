@@ -1,0 +1,275 @@
+"""Sessions in PostgreSQL (asyncpg): one row per session key, the record as ``jsonb``.
+
+The lease is data in the row (``lease_token``, ``lease_until``), not an advisory lock: taking it is one
+upsert, saving is one conditional upsert that also clears it, and no pooled connection is held while a
+handler runs (an advisory lock lives in a session, so it would pin one connection per session in flight
+and die with that connection). Lease times are the database's ``now()``, so the workers' clocks do not
+matter; session expiry compares ``expires_at`` with the bot's clock, like every driver.
+
+A row whose ``expires_at`` has passed counts as missing: reads skip it, a save overwrites it, and a
+sweep (at start-up, then every ``sweep_every`` seconds) deletes it. ``begin`` on a new key inserts a
+row holding only the lease, already expired, so the same rules cover it.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any, Mapping
+
+import asyncpg
+import orjson
+
+from botkit.core.errors import ConfigError, StoreUnavailable
+from botkit.storage.shared import LEASE_LOST, SAVED, STALE, SharedStore
+
+log = logging.getLogger("botkit.drivers.postgres")
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,51}$")
+RETRIED = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+)
+"""What a pooled connection dropped by the server (a restart, a failover) raises on its next use."""
+ATTEMPTS = 3
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS {t} (
+    key text PRIMARY KEY,
+    record jsonb,
+    version bigint NOT NULL DEFAULT 0,
+    expires_at timestamptz,
+    lease_token text,
+    lease_until timestamptz
+);
+CREATE INDEX IF NOT EXISTS {expiry_index} ON {t} (expires_at);
+CREATE TABLE IF NOT EXISTS {c} (
+    name text PRIMARY KEY,
+    hits bigint NOT NULL,
+    resets_at timestamptz NOT NULL
+);
+"""
+
+LIVE = "(s.expires_at IS NULL OR s.expires_at > to_timestamp({now}))"
+
+TAKE = """
+INSERT INTO {t} AS s (key, version, expires_at, lease_token, lease_until)
+VALUES ($1, 0, to_timestamp($4), $2, now() + make_interval(secs => $3))
+ON CONFLICT (key) DO UPDATE SET lease_token = EXCLUDED.lease_token, lease_until = EXCLUDED.lease_until
+WHERE s.lease_token IS NULL OR s.lease_token = EXCLUDED.lease_token OR s.lease_until <= now()
+RETURNING CASE WHEN """ + LIVE.format(now="$4") + """ THEN s.record END AS record
+"""
+
+WRITE = """
+INSERT INTO {t} AS s (key, record, version, expires_at)
+VALUES ($1, $2, $3, to_timestamp($4))
+ON CONFLICT (key) DO UPDATE
+SET record = EXCLUDED.record, version = EXCLUDED.version, expires_at = EXCLUDED.expires_at,
+    lease_token = NULL, lease_until = NULL
+WHERE (s.lease_token IS NULL OR s.lease_token = $5 OR s.lease_until <= now())
+  AND (s.version = $3 - 1 OR NOT """ + LIVE.format(now="$6") + """)
+RETURNING 1
+"""
+
+GIVE_BACK = "UPDATE {t} SET lease_token = NULL, lease_until = NULL WHERE key = $1 AND lease_token = $2 RETURNING 1"
+EXTEND = "UPDATE {t} SET lease_until = now() + make_interval(secs => $3) WHERE key = $1 AND lease_token = $2 RETURNING 1"
+LOAD = "SELECT s.record FROM {t} AS s WHERE s.key = $1 AND " + LIVE.format(now="$2")
+KEYS = "SELECT s.key FROM {t} AS s WHERE " + LIVE.format(now="$1")
+DELETE = "DELETE FROM {t} AS s WHERE s.key = $1 RETURNING " + LIVE.format(now="$2")
+SWEEP = """
+DELETE FROM {t} AS s
+WHERE s.key IN (SELECT key FROM {t} WHERE expires_at <= to_timestamp($1) LIMIT 5000)
+  AND s.expires_at <= to_timestamp($1) AND (s.lease_token IS NULL OR s.lease_until <= now())
+"""
+SWEEP_COUNTERS = "DELETE FROM {c} WHERE resets_at <= now()"
+HELD = "SELECT lease_until > now() FROM {t} WHERE key = $1 AND lease_token IS NOT NULL"
+SHAPE = "SELECT key, record, version, expires_at, lease_token, lease_until FROM {t} LIMIT 0"
+COUNT = """
+INSERT INTO {c} AS c (name, hits, resets_at) VALUES ($1, 1, now() + make_interval(secs => $2))
+ON CONFLICT (name) DO UPDATE SET
+    hits = CASE WHEN c.resets_at <= now() THEN 1 ELSE c.hits + 1 END,
+    resets_at = CASE WHEN c.resets_at <= now() THEN EXCLUDED.resets_at ELSE c.resets_at END
+RETURNING hits, extract(epoch FROM resets_at - now())::float8 AS left
+"""
+
+
+class PostgresStore(SharedStore):
+    name = "postgres"
+    defaults = {
+        "dsn": "postgresql://postgres@127.0.0.1:5432/postgres",
+        "table": "botkit_sessions",
+        "lease": 10.0,
+        "pool_size": 10,
+        "sweep_every": 300.0,
+    }
+
+    def __init__(self, settings: Mapping[str, Any], **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        schema, _, table = self.settings["table"].rpartition(".")
+        quote = (lambda name: f'"{schema}"."{name}"') if schema else (lambda name: f'"{name}"')
+        names = {"t": quote(table), "c": quote(table + "_counters"), "expiry_index": f'"{table}_expires_at"'}
+        self._sql = {name: text.format(**names) for name, text in {
+            "schema": SCHEMA, "take": TAKE, "write": WRITE, "give_back": GIVE_BACK, "extend": EXTEND,
+            "load": LOAD, "keys": KEYS, "delete": DELETE, "sweep": SWEEP, "sweep_counters": SWEEP_COUNTERS,
+            "count": COUNT, "held": HELD, "shape": SHAPE}.items()}
+        self.pool: asyncpg.Pool | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @classmethod
+    def validate(cls, settings: Mapping[str, Any]) -> None:
+        super().validate(settings)
+        dsn = settings.get("dsn", cls.defaults["dsn"])
+        if not isinstance(dsn, str) or not dsn.startswith(("postgresql://", "postgres://")):
+            raise ConfigError("session.stores.postgres.dsn", f"must be a postgresql:// URL, not {dsn!r}")
+        table = settings.get("table", cls.defaults["table"])
+        if not isinstance(table, str) or not all(_NAME.match(part) for part in table.split(".", 1)):
+            raise ConfigError("session.stores.postgres.table",
+                              f"must be a table name (letters, digits, _; at most 52 long; optionally schema.table), not {table!r}")
+        size = settings.get("pool_size", cls.defaults["pool_size"])
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigError("session.stores.postgres.pool_size", f"must be a positive whole number, not {size!r}")
+        every = settings.get("sweep_every", cls.defaults["sweep_every"])
+        if isinstance(every, bool) or not isinstance(every, (int, float)) or every <= 0:
+            raise ConfigError("session.stores.postgres.sweep_every", f"must be seconds (a positive number), not {every!r}")
+
+    # -- connection -------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        try:
+            self.pool = await asyncpg.create_pool(
+                self.settings["dsn"],
+                min_size=1,
+                max_size=self.settings["pool_size"],
+                timeout=self.timeout,
+                command_timeout=self.timeout,
+                init=_init_connection,
+                reset=_keep_as_is,
+                server_settings=None if "application_name" in self.settings["dsn"] else {"application_name": "botkit"},
+            )
+            await self._prepare_schema()
+            await self.sweep()
+        except ConfigError:
+            await self.close()
+            raise
+        except Exception as exc:
+            await self.close()
+            raise StoreUnavailable(f"session store: cannot reach PostgreSQL ({type(exc).__name__}: {exc})") from None
+        self._sweeper = asyncio.create_task(self._sweep_now_and_then())
+
+    async def _prepare_schema(self) -> None:
+        """Create the tables when missing; an advisory lock keeps workers starting together from racing
+        on the catalog."""
+        async with self.pool.acquire(timeout=self.timeout) as conn:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", "botkit:" + self.settings["table"])
+                try:
+                    await conn.execute(self._sql["schema"])
+                    await conn.fetch(self._sql["shape"])
+                except asyncpg.exceptions.SyntaxOrAccessError as exc:
+                    raise ConfigError("session.stores.postgres.table",
+                                      f"cannot use {self.settings['table']} ({exc}); name another table") from None
+
+    async def close(self) -> None:
+        await super().close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            try:
+                await asyncio.wait_for(pool.close(), self.timeout)
+            except (TimeoutError, OSError, asyncpg.PostgresError):
+                pool.terminate()
+
+    async def ping(self) -> None:
+        await self._call("fetchval", "SELECT 1")
+
+    async def _call(self, method: str, query: str, *args: Any) -> Any:
+        """Run one statement on a pooled connection, again on another if that one had been dropped."""
+        if self.pool is None:
+            raise StoreUnavailable("the PostgreSQL session store is not open")
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                async with self.pool.acquire(timeout=self.timeout) as conn:
+                    return await getattr(conn, method)(query, *args)
+            except RETRIED:
+                if attempt == ATTEMPTS:
+                    raise
+                await asyncio.sleep(0)  # lets the pool see the other dropped connections close
+
+    # -- expiry -----------------------------------------------------------------------------------
+
+    async def sweep(self) -> int:
+        """Delete expired rows and counters (free of any live lease); return how many sessions went."""
+        removed = 0
+        while True:
+            status = await self._call("execute", self._sql["sweep"], self.clock())
+            count = int(status.rsplit(" ", 1)[1])
+            removed += count
+            if count < 5000:
+                break
+        await self._call("execute", self._sql["sweep_counters"])
+        return removed
+
+    async def _sweep_now_and_then(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings["sweep_every"])
+            try:
+                removed = await self.sweep()
+            except Exception as exc:
+                log.warning("sweeping expired sessions failed (will try again): %s", exc)
+            else:
+                if removed:
+                    log.info("swept %d expired sessions", removed)
+
+    # -- the lease --------------------------------------------------------------------------------
+
+    async def _take(self, key: str) -> tuple[bool, dict[str, Any] | None]:
+        row = await self._call("fetchrow", self._sql["take"], key, self.owner, self.lease, self.clock())
+        return (False, None) if row is None else (True, row["record"])
+
+    async def _write(self, record: dict[str, Any], owner: str | None) -> int:
+        key = record["id"]
+        saved = await self._call("fetchval", self._sql["write"], key, record, record["version"],
+                                 record.get("expires_at"), owner, self.clock())
+        if saved:
+            return SAVED
+        if owner is not None and await self._call("fetchval", self._sql["give_back"], key, owner):
+            return STALE
+        return LEASE_LOST if owner is not None or await self._call("fetchval", self._sql["held"], key) else STALE
+
+    async def _give_back(self, key: str) -> None:
+        await self._call("fetchval", self._sql["give_back"], key, self.owner)
+
+    async def _extend(self, key: str) -> bool:
+        return bool(await self._call("fetchval", self._sql["extend"], key, self.owner, self.lease))
+
+    # -- the rest of the interface ----------------------------------------------------------------
+
+    async def load(self, key: str) -> dict[str, Any] | None:
+        return await self._call("fetchval", self._sql["load"], key, self.clock())
+
+    async def delete(self, key: str) -> bool:
+        return bool(await self._call("fetchval", self._sql["delete"], key, self.clock()))
+
+    async def keys(self) -> list[str]:
+        return [row["key"] for row in await self._call("fetch", self._sql["keys"], self.clock())]
+
+    async def incr(self, name: str, window: float) -> tuple[int, float]:
+        row = await self._call("fetchrow", self._sql["count"], name, float(window))
+        return int(row["hits"]), max(0.0, float(row["left"]))
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb", schema="pg_catalog", format="binary",
+        encoder=lambda value: b"\x01" + orjson.dumps(value), decoder=lambda data: orjson.loads(data[1:]),
+    )
+
+
+async def _keep_as_is(conn: asyncpg.Connection) -> None:
+    """Connections are returned to the pool as they are: botkit sets no session state, and asyncpg's
+    default reset would cost a round trip per statement."""
