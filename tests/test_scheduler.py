@@ -391,14 +391,6 @@ async def _empty(bot: Bot) -> bool:
     return await bot.scheduler.pending() == []
 
 
-def _workers_available() -> str | None:
-    if not (ROOT / "botkit" / "workers.py").exists():
-        return "botkit/workers.py (`botkit start --workers N`) is not written yet"
-    if not (ROOT / "botkit" / "drivers" / "redis.py").exists():
-        return "the redis session driver (botkit/drivers/redis.py) is not written yet"
-    return None
-
-
 WORKERS_BOT = '''
 from botkit.flows.router import Flows
 
@@ -430,7 +422,6 @@ def write_workers_bot(folder: Path, api_base: str, prefix: str) -> Path:
     return config
 
 
-@pytest.mark.skipif(_workers_available() is not None, reason=_workers_available() or "")
 async def test_workers_2_run_a_step_once_about_2s_later_and_after_a_restart(fake_api, tmp_path, redis_prefix):
     import aiohttp
 
