@@ -26,8 +26,17 @@ from botkit.engine.middleware import Middleware
 from botkit.http import HttpClient
 
 __all__ = [
-    "Adapter", "ChannelHost", "MALFORMED", "Middleware", "REQUIRED", "Route", "RouteHandler", "Sender", "parse_json",
-    "require", "same_secret",
+    "MALFORMED",
+    "REQUIRED",
+    "Adapter",
+    "ChannelHost",
+    "Middleware",
+    "Route",
+    "RouteHandler",
+    "Sender",
+    "parse_json",
+    "require",
+    "same_secret",
 ]
 
 log = logging.getLogger("botkit.adapters")
@@ -161,7 +170,7 @@ def parse_json(body: bytes) -> Any:
 
 def require(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
     """``value`` if it is of ``kind``; BadRequest naming ``what`` otherwise."""
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise BadRequest(f"{what} is missing or of the wrong type")
     return value
 

@@ -12,15 +12,14 @@ import hashlib
 import hmac
 import json
 import uuid
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
-
+from botkit.adapters.base import REQUIRED, Adapter, Sender, parse_json, require, same_secret
 from botkit.core.errors import SendError, Unauthorized
 from botkit.core.events import Event
 from botkit.core.keys import SessionKey
 from botkit.core.requests import Request
-
-from botkit.adapters.base import REQUIRED, Adapter, Sender, parse_json, require, same_secret
 
 SIGNATURE_HEADER = "X-Line-Signature"
 MAX_MESSAGES = 5
@@ -81,11 +80,11 @@ class LineAdapter(Adapter):
         EVENT_PARSERS.get(kind, _other)(event, raw)
         return event
 
-    def sender(self, event: Event, inband: list[Any] | None = None) -> "LineSender":
+    def sender(self, event: Event, inband: list[Any] | None = None) -> LineSender:
         meta = event.meta
         return LineSender(self, meta.get("to"), meta.get("chat_type"), meta.get("reply_token"), meta.get("received_at"))
 
-    def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> "LineSender":
+    def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> LineSender:
         to = SessionKey(session_key).ident
         return LineSender(self, to, (address or {}).get("chat_type") or _chat_type_of(to))
 

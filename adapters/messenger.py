@@ -7,16 +7,15 @@ Send API: ``POST {api_base}/me/messages?access_token=<page token>``
 from __future__ import annotations
 
 import sys
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-
+from botkit.adapters.base import REQUIRED, Sender, require
+from botkit.adapters.meta import GraphClient, MetaAdapter, plain_id, public_url_problem, show, webhook_parser
 from botkit.core.errors import BadRequest, BotkitError, ConfigError
 from botkit.core.events import Event
 from botkit.core.keys import SessionKey
 from botkit.core.requests import Request
-
-from botkit.adapters.base import REQUIRED, Sender, require
-from botkit.adapters.meta import GraphClient, MetaAdapter, plain_id, public_url_problem, show, webhook_parser
 
 NO_USER_KEY = "messenger:_"
 """The session of events that name no user (page feed changes, plugin opt-ins without a PSID)."""
@@ -138,10 +137,10 @@ class MessengerAdapter(MetaAdapter):
 
     # -- sending -----------------------------------------------------------------------------------
 
-    def sender(self, event: Event, inband: list[Any] | None = None) -> "MessengerSender":
+    def sender(self, event: Event, inband: list[Any] | None = None) -> MessengerSender:
         return MessengerSender(self, event.meta.get("recipient"), "RESPONSE")
 
-    def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> "MessengerSender":
+    def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> MessengerSender:
         recipient = (address or {}).get("recipient")
         if not recipient:
             psid = SessionKey(session_key).ident

@@ -12,13 +12,12 @@ import hashlib
 import hmac
 import json
 import re
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 from urllib.parse import quote, urlencode, urlsplit
 
-
-from botkit.core.errors import BadRequest, ConfigError, Unauthorized
-
 from botkit.adapters.base import Adapter, Route, parse_json, require, same_secret
+from botkit.core.errors import BadRequest, ConfigError, Unauthorized
 from botkit.core.requests import Reply, Request
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"

@@ -9,17 +9,13 @@ The serviceUrl only ever comes from a verified activity (directly, or kept in th
 from __future__ import annotations
 
 import mimetypes
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import orjson
 from yarl import URL
-
-from botkit.core.errors import BotkitError, ConfigError, SendError
-from botkit.core.events import Event
-from botkit.core.requests import Reply, Request
-from botkit.engine.dispatcher import Outcome
 
 from botkit.adapters.base import REQUIRED, Adapter, ChannelHost, Sender, parse_json, require
 from botkit.adapters.botframework_auth import (
@@ -29,6 +25,10 @@ from botkit.adapters.botframework_auth import (
     SigningKeys,
     token_url,
 )
+from botkit.core.errors import BotkitError, ConfigError, SendError
+from botkit.core.events import Event
+from botkit.core.requests import Reply, Request
+from botkit.engine.dispatcher import Outcome
 
 HERO_CARD = "application/vnd.microsoft.card.hero"
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
@@ -111,10 +111,10 @@ class TeamsAdapter(Adapter):
 
     # -- sending -----------------------------------------------------------------------------------
 
-    def sender(self, event: Event, inband: list[Any] | None = None) -> "TeamsSender":
+    def sender(self, event: Event, inband: list[Any] | None = None) -> TeamsSender:
         return TeamsSender(self, event.address, reply_to=event.meta.get("activity_id"))
 
-    def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> "TeamsSender":
+    def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> TeamsSender:
         return TeamsSender(self, address, reply_to=None, session_key=session_key)
 
     async def post_activity(self, address: Mapping[str, Any], activity: dict[str, Any], reply_to: str | None = None) -> Any:

@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-
+from botkit.adapters.base import REQUIRED, Adapter, Sender, parse_json, require, same_secret
 from botkit.core.errors import Unauthorized
 from botkit.core.events import Event
 from botkit.core.keys import SessionKey
 from botkit.core.requests import Reply, Request
 from botkit.engine.dispatcher import Outcome
-
-from botkit.adapters.base import REQUIRED, Adapter, Sender, parse_json, require, same_secret
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
@@ -132,10 +131,10 @@ class TelegramAdapter(Adapter):
             return Reply.json({"method": "answerCallbackQuery", "callback_query_id": query_id})
         return Reply()
 
-    def sender(self, event: Event, inband: list[Any] | None = None) -> "TelegramSender":
+    def sender(self, event: Event, inband: list[Any] | None = None) -> TelegramSender:
         return TelegramSender(self, event.meta["chat_id"])
 
-    def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> "TelegramSender":
+    def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> TelegramSender:
         return TelegramSender(self, int(SessionKey(session_key).ident))
 
     async def call(self, method: str, payload: dict[str, Any]) -> Any:

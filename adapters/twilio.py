@@ -13,17 +13,16 @@ import hashlib
 import hmac
 import json
 import re
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-
+from botkit.adapters.base import REQUIRED, Adapter, Sender, same_secret
 from botkit.core.errors import BadRequest, ConfigError, Unauthorized
 from botkit.core.events import Event
 from botkit.core.keys import SessionKey
 from botkit.core.requests import Reply, Request
 from botkit.engine.dispatcher import Outcome
-
-from botkit.adapters.base import REQUIRED, Adapter, Sender, same_secret
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
@@ -162,10 +161,10 @@ class TwilioAdapter(Adapter):
 
     # -- sending -------------------------------------------------------------------------------------
 
-    def sender(self, event: Event, inband: list[Any] | None = None) -> "TwilioSender":
+    def sender(self, event: Event, inband: list[Any] | None = None) -> TwilioSender:
         return TwilioSender(self, event.meta["to"], event.meta.get("message_sid"))
 
-    def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> "TwilioSender":
+    def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> TwilioSender:
         return TwilioSender(self, SessionKey(session_key).ident)
 
     @property
@@ -186,7 +185,8 @@ class TwilioAdapter(Adapter):
     async def command(self, argv: list[str]) -> int:
         parser = argparse.ArgumentParser(prog=f"botkit {self.name}")
         sub = parser.add_subparsers(dest="what", required=True)
-        webhook = sub.add_parser("webhook", help=f"set or show where Twilio posts {self.name} messages").add_subparsers(dest="action", required=True)
+        webhook = sub.add_parser("webhook", help=f"set or show where Twilio posts {self.name} messages")
+        webhook = webhook.add_subparsers(dest="action", required=True)
         webhook.add_parser("set", help=f"point {self.settings['phone_number']} at URL").add_argument("url")
         webhook.add_parser("info", help="the URL Twilio posts to now")
         args = parser.parse_args(argv)
@@ -212,7 +212,8 @@ class TwilioSmsAdapter(TwilioAdapter):
         numbers = (found or {}).get("incoming_phone_numbers") or []
         if not numbers:
             raise ConfigError(f"channels.{self.name}.phone_number",
-                              f"{number} is not a phone number of account {self.settings['account_sid']}; buy or port it in the Twilio Console")
+                              f"{number} is not a phone number of account {self.settings['account_sid']}; "
+                              "buy or port it in the Twilio Console")
         return numbers[0]
 
     async def set_webhook(self, url: str) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from botkit.engine.dispatcher import Outcome
 log = logging.getLogger("botkit.adapters.web")
 
 RATE_WINDOW = 60.0
+FAILED = "the bot failed while handling this message; the conversation is as it was before it"
 MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -250,7 +251,7 @@ class WebAdapter(Adapter):
         if outcome is Outcome.DUPLICATE:
             return _json({"messages": [], "duplicate": True})
         if outcome is Outcome.FAILED:
-            return _json({"messages": inband, "error": "the bot failed while handling this message; the conversation is as it was before it"})
+            return _json({"messages": inband, "error": FAILED})
         return _json({"messages": inband})
 
     def middleware(self) -> list[Middleware]:

@@ -12,7 +12,8 @@ import hmac
 import re
 import secrets
 import uuid
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jwt
 from cryptography import x509
@@ -77,7 +78,7 @@ class LoginVerifier:
         self.required = ["exp", "sub"] + (["aud"] if audience else []) + (["iss"] if issuer else [])
 
     @classmethod
-    def from_settings(cls, channel: str, settings: Mapping[str, Any], clock: Callable[[], float]) -> "LoginVerifier | None":
+    def from_settings(cls, channel: str, settings: Mapping[str, Any], clock: Callable[[], float]) -> LoginVerifier | None:
         """None when ``jwt_key`` is not set; ConfigError for a key that cannot verify anything."""
         raw = settings.get("jwt_key")
         for name in ("jwt_audience", "jwt_issuer"):

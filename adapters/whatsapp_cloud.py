@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-
+from botkit.adapters.base import REQUIRED, Sender, require
+from botkit.adapters.meta import GraphClient, MetaAdapter, plain_id, public_url_problem, show, webhook_parser
 from botkit.core.errors import BadRequest, BotkitError, ConfigError
 from botkit.core.events import Event
 from botkit.core.keys import SessionKey
 from botkit.core.requests import Request
-
-from botkit.adapters.base import REQUIRED, Sender, require
-from botkit.adapters.meta import GraphClient, MetaAdapter, plain_id, public_url_problem, show, webhook_parser
 
 NO_USER_KEY = "whatsapp:_"
 """The session of changes that name no user (account and template updates)."""
@@ -132,7 +131,7 @@ class WhatsAppCloudAdapter(MetaAdapter):
             session_key=f"whatsapp:{user}" if user else NO_USER_KEY,
             user_id=user,
             id=str(event_id) if event_id is not None else None,
-            timestamp=float(stamp) if isinstance(stamp, int) or isinstance(stamp, str) and stamp.isdigit() else None,
+            timestamp=float(stamp) if isinstance(stamp, int) or (isinstance(stamp, str) and stamp.isdigit()) else None,
             raw=raw,
             meta={"to": user, "phone_number_id": phone_number_id},
             address={"phone_number_id": phone_number_id} if user else None,
@@ -140,11 +139,11 @@ class WhatsAppCloudAdapter(MetaAdapter):
 
     # -- sending -----------------------------------------------------------------------------------
 
-    def sender(self, event: Event, inband: list[Any] | None = None) -> "WhatsAppCloudSender":
+    def sender(self, event: Event, inband: list[Any] | None = None) -> WhatsAppCloudSender:
         phone_number_id = event.meta.get("phone_number_id") or self.phone_number_id
         return WhatsAppCloudSender(self, event.meta.get("to"), phone_number_id, event.meta.get("message_id"))
 
-    def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> "WhatsAppCloudSender":
+    def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> WhatsAppCloudSender:
         user = SessionKey(session_key).ident
         phone_number_id = (address or {}).get("phone_number_id") or self.phone_number_id
         return WhatsAppCloudSender(self, user if user != "_" else None, str(phone_number_id), None)

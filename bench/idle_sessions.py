@@ -18,11 +18,10 @@ from typing import Any
 
 import orjson
 
-from botkit import Bot, Event
-from botkit.app.config import config_from_mapping
-
 from bench.loop import install_uvloop
 from bench.procs import status_kib
+from botkit import Bot, Event
+from botkit.app.config import config_from_mapping
 
 FIRST_CHAT_ID = 100_000_000
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def without_uvloop() -> None:
@@ -16,8 +17,8 @@ def without_uvloop() -> None:
 
 
 def with_stdlib_json() -> None:
-    import botkit.storage.memory as memory
     import botkit.core.session as session
+    import botkit.storage.memory as memory
 
     def dumps(record: dict[str, Any]) -> bytes:
         return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()

@@ -18,8 +18,8 @@ import collections
 import random
 import sys
 import time
-from time import perf_counter as clock
 from dataclasses import dataclass, field
+from time import perf_counter as clock
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -80,7 +80,7 @@ class Tally:
 class Connection(asyncio.Protocol):
     """One keep-alive connection with at most one request in flight."""
 
-    def __init__(self, driver: "Driver") -> None:
+    def __init__(self, driver: Driver) -> None:
         self.driver = driver
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()

@@ -16,9 +16,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from bench.run import RESULTS  # noqa: E402
+from bench.run import RESULTS
 
 DOCS_IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 BASELINE_COLOUR, BOTKIT_COLOUR = "#9e9e9e", "#1f77b4"

@@ -1,11 +1,11 @@
 """botkit: one async handler, every messaging platform, sessions that never lose an update."""
 from botkit.app.bot import Bot
 from botkit.app.config import Config, env, load_config
-from botkit.engine.context import Context
 from botkit.core.errors import BotkitError, ConfigError, SendError, SkipSave, StoreUnavailable
 from botkit.core.events import Event
-from botkit.flows.router import Flows
 from botkit.core.session import Session
+from botkit.engine.context import Context
+from botkit.flows.router import Flows
 
 __all__ = [
     "Bot",
@@ -16,8 +16,8 @@ __all__ = [
     "Event",
     "Flows",
     "SendError",
-    "SkipSave",
     "Session",
+    "SkipSave",
     "StoreUnavailable",
     "env",
     "load_config",

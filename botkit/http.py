@@ -5,7 +5,8 @@ import asyncio
 import logging
 import random
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import aiohttp
 import orjson
@@ -110,7 +111,7 @@ class HttpClient:
                     elif status < 500 and not retryable(status, body):
                         raise SendError(method, redact(str(url)), status, body)
                 reason = f"HTTP {status}"
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 status, body, reason = None, None, f"{type(exc).__name__}: {exc}".rstrip(": ")
             if attempt == self.attempts:
                 break

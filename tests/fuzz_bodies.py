@@ -26,7 +26,6 @@ from hypothesis import strategies as st
 
 from botkit import Bot, BotkitError
 from botkit.shell.server import create_app
-
 from tests.support import FakeAPI, make_config
 
 # -- bodies ---------------------------------------------------------------------------------------------
@@ -159,7 +158,7 @@ class Spec:
     """False when replies go to a URL the request names (Teams' serviceUrl): the fuzz handler then sends
     nothing, so no fuzzed URL is ever called."""
 
-    def settings(self, live: "LiveBot") -> dict[str, Any]:
+    def settings(self, live: LiveBot) -> dict[str, Any]:
         raise NotImplementedError
 
     def valid(self, n: int) -> Any:
@@ -171,17 +170,17 @@ class Spec:
     def bodies(self) -> st.SearchStrategy[Body]:
         return json_bodies(self.valid(1))
 
-    def sign(self, live: "LiveBot", body: bytes) -> dict[str, str]:
+    def sign(self, live: LiveBot, body: bytes) -> dict[str, str]:
         raise NotImplementedError
 
     def signable(self, body: bytes) -> bool:
         """False for a body the platform could not sign; its request may then get 401 too."""
         return True
 
-    async def prepare_api(self, live: "LiveBot") -> None:
+    async def prepare_api(self, live: LiveBot) -> None:
         """Teach the fake platform API what this channel needs before the bot starts."""
 
-    async def prepare(self, live: "LiveBot") -> None:
+    async def prepare(self, live: LiveBot) -> None:
         """What the channel needs once the bot serves (a web session's token)."""
 
     def available(self) -> str | None:
@@ -415,7 +414,7 @@ class LiveBot:
     port: int = 0
     token: str | None = None
 
-    def __enter__(self) -> "LiveBot":
+    def __enter__(self) -> LiveBot:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name=f"live-{self.spec.name}", daemon=True)
         self.thread.start()

@@ -14,8 +14,9 @@ import contextlib
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -202,7 +203,7 @@ class PrivateRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    async def start(self) -> "PrivateRedis":
+    async def start(self) -> PrivateRedis:
         import asyncio
         import subprocess
 
@@ -280,7 +281,6 @@ class Clock:
 
 def bot_on(store: Any, tmp_path: Path, handler: Callable[..., Any] | None = None, **session: Any) -> Any:
     """A bot without channels on ``store``; what the handler sends lands in ``bot.sent``."""
-    from botkit import Bot
 
     from tests.support import counter, make_config, test_bot
 

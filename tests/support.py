@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -121,7 +122,7 @@ class Served:
         self.bot = bot
         self.client: TestClient | None = None
 
-    async def __aenter__(self) -> "Served":
+    async def __aenter__(self) -> Served:
         self.client = TestClient(TestServer(create_app(self.bot), host="127.0.0.1"))
         await self.client.start_server()
         return self
@@ -164,7 +165,7 @@ class BotProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self, timeout: float = 20.0) -> "BotProcess":
+    async def start(self, timeout: float = 20.0) -> BotProcess:
         import os
         import sys
 
@@ -197,12 +198,12 @@ class BotProcess:
             self.process.send_signal(signal.SIGTERM)
         try:
             self.output, _ = await asyncio.wait_for(self.process.communicate(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.process.kill()
             self.output, _ = await self.process.communicate()
         return self.process.returncode
 
-    async def __aenter__(self) -> "BotProcess":
+    async def __aenter__(self) -> BotProcess:
         return await self.start()
 
     async def __aexit__(self, *exc: Any) -> None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 import pytest
 
 from botkit import Bot
-from botkit.core.sending import Sender
 from botkit.core.events import Event
-
+from botkit.core.sending import Sender
 from tests.support import make_config, test_bot
 
 

@@ -8,11 +8,8 @@ import pytest
 
 from botkit.core.errors import VersionConflict
 from botkit.core.session import Session
-
 from botkit.storage.base import SessionStore
-
 from tests.stores import FACTORIES, bot_on, text_event
-
 
 
 @pytest.fixture(params=sorted(FACTORIES))

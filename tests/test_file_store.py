@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from botkit.storage.file import FileStore, file_name
 from botkit.core.session import Session
+from botkit.storage.file import FileStore, file_name
 
 
 def record(key: str, version: int, count: int) -> dict:

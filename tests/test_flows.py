@@ -6,12 +6,11 @@ import logging
 import pytest
 
 from botkit import Bot
-from botkit.core.sending import Sender
 from botkit.core.errors import BotkitError
 from botkit.core.events import Event
+from botkit.core.sending import Sender
 from botkit.flows.router import Flows, UnknownState
 from examples.flows.bot import flows as onboarding
-
 from tests.support import Served, make_config, test_bot
 from tests.test_scheduler import eventually
 from tests.test_telegram import HEADERS, SECRET, TOKEN, update

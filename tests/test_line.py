@@ -19,7 +19,6 @@ from linebot.v3.webhooks import FollowEvent, MemberJoinedEvent, MessageEvent, Po
 
 from botkit import Bot, SendError
 from botkit.core.errors import ConfigError
-
 from tests.support import Served, counter, make_config
 
 TOKEN = "line-channel-access-token"

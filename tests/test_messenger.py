@@ -15,7 +15,6 @@ import pytest
 
 from botkit import Bot, SendError
 from botkit.core.errors import ConfigError
-
 from tests.support import Served, counter, make_config
 
 TOKEN = "EAAGpage-token+/="

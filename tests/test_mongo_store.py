@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import timezone
+from datetime import UTC
 
 import pytest
 
 from botkit import ConfigError, StoreUnavailable
 from botkit.storage.mongo import MongoStore
-
-from tests.stores import MONGODB_URL, Clock, bot_on, text_event, bot_folder, free_port, mongo_store, run_cli
+from tests.stores import MONGODB_URL, Clock, bot_folder, bot_on, free_port, mongo_store, run_cli, text_event
 from tests.support import make_config
 
 
@@ -34,7 +33,7 @@ async def test_a_session_is_a_document_keyed_by_the_session_key_under_a_ttl_inde
     assert doc["record"] == await store.load("test:1") and doc["record"]["state"] == {"count": 1}
     assert doc["version"] == 1 and "lease_token" not in doc
     assert doc["expires_at"].timestamp() == pytest.approx(store.clock() + 600, abs=0.01)
-    assert doc["expires_at"].tzinfo is not None and doc["expires_at"].utcoffset() == timezone.utc.utcoffset(None)
+    assert doc["expires_at"].tzinfo is not None and doc["expires_at"].utcoffset() == UTC.utcoffset(None)
     indexes = await store.sessions.index_information()
     assert indexes["expires_at_ttl"]["key"] == [("expires_at", 1)] and indexes["expires_at_ttl"]["expireAfterSeconds"] == 0
 

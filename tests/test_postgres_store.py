@@ -11,8 +11,18 @@ import pytest
 
 from botkit import ConfigError, StoreUnavailable
 from botkit.storage.postgres import PostgresStore
-
-from tests.stores import POSTGRES_DSN, Clock, bot_on, text_event, bot_folder, drop_postgres_table, free_port, postgres_store, run_cli, unique
+from tests.stores import (
+    POSTGRES_DSN,
+    Clock,
+    bot_folder,
+    bot_on,
+    drop_postgres_table,
+    free_port,
+    postgres_store,
+    run_cli,
+    text_event,
+    unique,
+)
 from tests.support import make_config
 
 

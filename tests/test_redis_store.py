@@ -14,8 +14,7 @@ import redis.asyncio as aioredis
 
 from botkit import ConfigError, StoreUnavailable
 from botkit.storage.redis import RedisStore
-
-from tests.stores import REDIS_URL, bot_on, text_event, PrivateRedis, bot_folder, free_port, redis_store, run_cli, unique
+from tests.stores import REDIS_URL, PrivateRedis, bot_folder, bot_on, free_port, redis_store, run_cli, text_event, unique
 from tests.support import make_config
 
 

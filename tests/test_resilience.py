@@ -17,7 +17,6 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 
 from botkit import Bot, SendError
-
 from tests.fuzz_bodies import CHANNELS, LiveBot, Spec, channel_ids
 from tests.support import Served, make_config
 

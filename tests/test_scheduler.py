@@ -3,29 +3,29 @@ driver, Redis on 127.0.0.1 and `botkit start --workers 2` as real processes."""
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 import io
 import logging
 import textwrap
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 from botkit import Bot, load_config
-from botkit.core.sending import Sender
-from botkit.shell.console import Console
 from botkit.core.events import Event
-from botkit.flows.router import Flows
+from botkit.core.sending import Sender
 from botkit.engine.scheduler import Scheduler
+from botkit.flows.router import Flows
 from botkit.flows.steps import run_step
+from botkit.shell.console import Console
 from botkit.storage.steps import Step
 from botkit.storage.steps.redis import RedisStepStore
-
 from tests.support import BotProcess, Served, make_config, test_bot
 from tests.test_telegram import HEADERS, SECRET, TOKEN, update
 
@@ -151,7 +151,7 @@ async def test_step_to_in_takes_a_timedelta(fake_api, tmp_path):
 
 
 async def test_step_to_at_a_past_time_runs_at_once(fake_api, tmp_path):
-    past = datetime.now(timezone.utc) - timedelta(hours=1)
+    past = datetime.now(UTC) - timedelta(hours=1)
     bot = telegram_bot(fake_api, tmp_path, reminder_flows(lambda context: past))
     loop = asyncio.get_running_loop()
     async with Served(bot) as served:

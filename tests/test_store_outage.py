@@ -10,11 +10,10 @@ import time
 import pytest
 
 from botkit import Bot, StoreUnavailable
-from botkit.core.sending import Sender
 from botkit.core.errors import VersionConflict
 from botkit.core.events import Event
+from botkit.core.sending import Sender
 from botkit.core.session import Session
-
 from tests.stores import FACTORIES, PrivateRedis
 from tests.support import Served, counter, make_config, test_bot
 

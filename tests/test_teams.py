@@ -20,7 +20,6 @@ from jwt.algorithms import RSAAlgorithm
 
 from botkit import Bot, SendError
 from botkit.core.errors import BotkitError, ConfigError
-
 from tests.support import FakeAPI, Served, counter, make_config
 
 APP_ID = "0a6ab4a3-6c6d-4e46-9a79-0b1c8b5e2f10"

@@ -10,7 +10,6 @@ import asyncio
 import pytest
 
 from botkit import Bot, SendError
-
 from tests.support import Served, counter, make_config
 
 TOKEN = "123456:ABC-test-token"

@@ -14,7 +14,6 @@ from twilio.request_validator import RequestValidator
 
 from botkit import Bot, SendError
 from botkit.core.errors import ConfigError
-
 from tests.support import Served, counter, make_config
 
 SID = "AC" + "0123456789abcdef" * 2

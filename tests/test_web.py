@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from botkit import Bot, ConfigError
 from botkit.storage.memory import MemoryStore
-
 from tests.support import Served, counter, make_config
 
 JWT_KEY = "a-site-login-secret-of-at-least-32-bytes!"

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from botkit import Bot
-
 from tests.support import Served, make_config
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -13,10 +13,9 @@ import hmac
 import orjson
 import pytest
 
-from botkit.adapters.whatsapp_cloud import WhatsAppCloudAdapter
 from botkit import Bot, SendError
+from botkit.adapters.whatsapp_cloud import WhatsAppCloudAdapter
 from botkit.core.errors import ConfigError
-
 from tests.support import Served, counter, make_config
 
 TOKEN = "EAAGsystem-user-token"

@@ -40,7 +40,7 @@ class Workers:
         self.err = config.parent / "stderr.log"
         self.process: subprocess.Popen | None = None
 
-    async def __aenter__(self) -> "Workers":
+    async def __aenter__(self) -> Workers:
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "botkit", "start", "--config", str(self.config), "--workers", str(self.workers),

@@ -6,9 +6,10 @@ import os
 import runpy
 import sys
 import types
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from botkit.core.errors import ConfigError
 
@@ -58,12 +59,12 @@ class Config:
     def store_settings(self, driver: str | None = None) -> dict[str, Any]:
         return dict(self.session["stores"].get(driver or self.session["driver"]) or {})
 
-    def resolve_path(self, value: str | os.PathLike) -> Path:
+    def resolve_path(self, value: str | os.PathLike[str]) -> Path:
         path = Path(value)
         return path if path.is_absolute() else self.root / path
 
 
-def find_config(path: str | os.PathLike | None) -> Path:
+def find_config(path: str | os.PathLike[str] | None) -> Path:
     if path is None:
         candidate = Path.cwd() / DEFAULT_CONFIG_NAME
         if not candidate.is_file():
@@ -77,7 +78,7 @@ def find_config(path: str | os.PathLike | None) -> Path:
     return candidate.resolve()
 
 
-def load_config(path: str | os.PathLike | None = None) -> Config:
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Run the config file and validate what it defines."""
     file = find_config(path)
     try:
@@ -157,7 +158,8 @@ def load_app(config: Config) -> Callable[..., Any]:
     """Import the handler named by ``app`` from the config's folder."""
     target = config.app
     if callable(target):
-        return target
+        app: Callable[..., Any] = target
+        return app
     module_name, _, attr = target.partition(":")
     root = str(config.root)
     if root not in sys.path:
@@ -173,7 +175,8 @@ def load_app(config: Config) -> Callable[..., Any]:
         raise ConfigError("app", f"module {module_name!r} has no attribute {attr!r}")
     if not callable(handler):
         raise ConfigError("app", f"{target!r} is not callable; it must be `async def {attr}(context)`")
-    return handler
+    found: Callable[..., Any] = handler
+    return found
 
 
 def _line_of(exc: BaseException, file: Path) -> str:

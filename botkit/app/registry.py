@@ -5,6 +5,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
+from botkit.adapters.base import Adapter
 from botkit.core.errors import ConfigError
 
 GROUP = "botkit.adapters"
@@ -15,7 +16,7 @@ def available() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=GROUP)}
 
 
-def adapter_class(channel: str, settings: dict[str, Any] | None = None) -> type:
+def adapter_class(channel: str, settings: dict[str, Any] | None = None) -> type[Adapter]:
     """The adapter class for a channel name. A channel may name another registered adapter with
     ``"adapter": "<name>"`` in its settings or by its own ``provider`` (see the channel docs)."""
     found = available()
@@ -28,6 +29,7 @@ def adapter_class(channel: str, settings: dict[str, Any] | None = None) -> type:
         known = ", ".join(sorted(n for n in found if "." not in n)) or "none (is botkit installed with pip install -e .?)"
         raise ConfigError(f"channels.{channel}", f"no adapter is registered for this channel; known: {known}")
     try:
-        return entry.load()
+        adapter: type[Adapter] = entry.load()
     except ImportError as exc:
         raise ConfigError(f"channels.{channel}", f"its adapter cannot be loaded: {exc}") from None
+    return adapter

@@ -34,7 +34,7 @@ class Session:
     """The channel the session's last event came through: pushes and scheduled steps go back through it."""
 
     @classmethod
-    def fresh(cls, key: str, initial_state: dict[str, Any], now: float, version: int = 0) -> "Session":
+    def fresh(cls, key: str, initial_state: dict[str, Any], now: float, version: int = 0) -> Session:
         """A new session from ``initial_state``; ``version`` continues an expired record's so that the
         conditional save still matches what the store holds."""
         platform = SessionKey(key).platform
@@ -48,7 +48,7 @@ class Session:
         )
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> "Session":
+    def from_record(cls, record: dict[str, Any]) -> Session:
         return cls(
             id=record["id"],
             platform=record.get("platform") or SessionKey(record["id"]).platform,

@@ -9,7 +9,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from botkit.core.errors import SkipSave, StoreUnavailable, VersionConflict
@@ -33,7 +33,7 @@ SenderFor = Callable[[Event, Session, "Inband | None"], Sender]
 ContextFor = Callable[[Event, Session, Sender], Context]
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     HANDLED = "handled"
     DUPLICATE = "duplicate"
     SKIPPED = "skipped"
@@ -102,6 +102,12 @@ class Dispatcher:
         """Runs around every handler, the first outermost."""
         self.locks = KeyedLocks()
         self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def idle(self) -> None:
+        """Return once no event is being handled (graceful shutdown waits for it)."""
+        await self._idle.wait()
 
     async def dispatch(self, events: list[Event], inband: Inband | None = None) -> list[Outcome]:
         """Handle a webhook's events; raises StoreUnavailable if any could not be loaded or saved."""
@@ -130,6 +136,7 @@ class Dispatcher:
     async def _handle_locked(self, event: Event, handler: Handler, inband: Inband | None) -> Outcome:
         store, policy = self.store, self.policy
         self.in_flight += 1
+        self._idle.clear()
         try:
             lease: Lease = await self._store_call(store.begin(event.session_key), policy.lock_timeout)
             try:
@@ -151,6 +158,8 @@ class Dispatcher:
             return outcome
         finally:
             self.in_flight -= 1
+            if not self.in_flight:
+                self._idle.set()
 
     async def _run(self, event: Event, handler: Handler, session: Session,
                    inband: Inband | None) -> tuple[Outcome, Context | None]:
@@ -191,6 +200,8 @@ class Dispatcher:
     @staticmethod
     def _take_address(session: Session, event: Event) -> None:
         """Keep how to reach the conversation, if it can be stored (it comes from the platform's body)."""
+        if event.address is None:
+            return
         try:
             dumps(event.address)
         except (TypeError, RecursionError) as exc:
@@ -224,11 +235,11 @@ class Dispatcher:
             return Session.fresh(key, initial, now, version=session.version)
         return session
 
-    async def _store_call(self, call: Awaitable[Any], timeout: float) -> Any:
+    async def _store_call(self, call: Awaitable[Any], seconds: float) -> Any:
         try:
             if self.store.in_process:
                 return await call
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(seconds):
                 return await call
         except (StoreUnavailable, asyncio.CancelledError):
             raise
@@ -236,7 +247,7 @@ class Dispatcher:
             log.error("save refused: %s (the lease was lost; the platform will redeliver)", exc)
             raise StoreUnavailable(str(exc)) from exc
         except TimeoutError:
-            raise StoreUnavailable(f"the session store did not answer within {timeout}s") from None
+            raise StoreUnavailable(f"the session store did not answer within {seconds}s") from None
         except Exception as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from botkit.core.errors import StoreUnavailable
 from botkit.storage.steps.base import StepStore
@@ -47,8 +47,8 @@ class Scheduler:
         """Seconds between looks at a store other processes add to; this process's adds wake the loop."""
         self._wake = asyncio.Event()
         self._stopping = False
-        self._task: asyncio.Task | None = None
-        self._running: set[asyncio.Task] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         await self.store.open()
@@ -131,7 +131,7 @@ class Scheduler:
             pass
         self._wake.clear()
 
-    def _finished(self, task: asyncio.Task) -> None:
+    def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         self._wake.set()
 

@@ -50,12 +50,12 @@ class FlowContext(Context):
         the entry when neither names a state any more (nothing to go back to, or a deploy renamed it)."""
         flows = self._router("step_back")
         session = self.session
-        back = session.state.get(BACK_TO)
+        back: str | None = session.state.get(BACK_TO)
         if back is not None:
             session.state = {key: value for key, value in session.state.items() if key != BACK_TO}
         else:
             back = session.previous_slug
-        if back not in flows:
+        if back is None or back not in flows:
             log.info("%s: nothing to step back to (%r); going to the entry %s", session.id, back, flows.entry)
             back = flows.entry
         move(session, back)

@@ -31,7 +31,6 @@ from botkit.core.errors import BotkitError
 from botkit.core.session import Session
 
 
-
 class Routed(Protocol):
     """What the router needs of a context."""
 
@@ -159,9 +158,11 @@ class Flows:
 
     async def __call__(self, context: Routed) -> None:
         context.flows = self
-        if context.session.slug is None:
-            move(context.session, self.entry)
-        await self.run(context, context.session.slug)
+        slug = context.session.slug
+        if slug is None:
+            slug = self.entry
+            move(context.session, slug)
+        await self.run(context, slug)
 
     async def run(self, context: Routed, slug: str) -> None:
         """Run the state ``slug`` names, or the catch-all when it names none."""

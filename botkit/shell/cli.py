@@ -6,9 +6,10 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from botkit.app.config import Config, load_config
 from botkit.core.errors import BotkitError, ConfigError
@@ -123,10 +124,10 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_sessions(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    return asyncio.run(_sessions(config, args.action, getattr(args, "key", None)))
+    return asyncio.run(_sessions(config, args.action, getattr(args, "key", "")))
 
 
-async def _sessions(config: Config, action: str, key: str | None) -> int:
+async def _sessions(config: Config, action: str, key: str) -> int:
     from botkit.app.bot import Bot
 
     bot = Bot(config, channels={}, handler=_no_handler)

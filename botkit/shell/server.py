@@ -61,11 +61,11 @@ def _handler(bot: Bot, channel: str, route: Route) -> Callable[[web.Request], Aw
 
 async def _send(request: web.Request, reply: Reply) -> web.StreamResponse:
     if reply.stream is None:
-        response = web.Response(status=reply.status, body=reply.body, headers=reply.headers)
-        response.content_type = reply.content_type.split(";")[0]
+        plain = web.Response(status=reply.status, body=reply.body, headers=reply.headers)
+        plain.content_type = reply.content_type.split(";")[0]
         if "charset=" in reply.content_type:
-            response.charset = reply.content_type.split("charset=")[1]
-        return response
+            plain.charset = reply.content_type.split("charset=")[1]
+        return plain
     response = web.StreamResponse(status=reply.status, headers={"Content-Type": reply.content_type, **reply.headers})
     await response.prepare(request)
     chunks = reply.stream
@@ -102,9 +102,11 @@ async def _shutdown_channels(app: web.Application) -> None:
 async def _drain(app: web.Application) -> None:
     """Let handlers that are running finish before the store and the HTTP client close."""
     bot = app[BOT_KEY]
-    deadline = asyncio.get_running_loop().time() + bot.config.server["shutdown_timeout"]
-    while bot.dispatcher.in_flight and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.05)
+    try:
+        async with asyncio.timeout(bot.config.server["shutdown_timeout"]):
+            await bot.dispatcher.idle()
+    except TimeoutError:
+        log.warning("%d handler(s) still running at the shutdown timeout", bot.dispatcher.in_flight)
 
 
 async def _stop_bot(app: web.Application) -> None:

@@ -16,15 +16,16 @@ import asyncio
 import importlib.util
 import logging
 import math
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.worker import GunicornUVLoopWebWorker, GunicornWebWorker
 from gunicorn.app.base import BaseApplication
 
 from botkit.app.config import Config, load_config
-from botkit.storage import driver_class
 from botkit.core.errors import BotkitError, ConfigError
+from botkit.storage import driver_class
 
 log = logging.getLogger("botkit.workers")
 

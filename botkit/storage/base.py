@@ -9,8 +9,9 @@ Stores that can do both halves in one round trip (Redis scripts, one SQL transac
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from botkit.core.errors import ConfigError
 from botkit.storage.steps import MemoryStepStore, StepStore

@@ -12,8 +12,9 @@ duplicate key error. Lease times come from the bot's clock: keep the machines' c
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -26,7 +27,7 @@ LEASE_ONLY_LIFETIME = timedelta(hours=1)
 
 
 def _date(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, timezone.utc)
+    return datetime.fromtimestamp(epoch, UTC)
 
 
 class MongoStore(SharedStore):

@@ -9,7 +9,8 @@ live on the same shard, which a script needs.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
@@ -20,8 +21,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from botkit.core.errors import ConfigError, StoreUnavailable
 from botkit.core.session import dumps, loads
-from botkit.storage.steps import StepStore
 from botkit.storage.shared import LEASE_LOST, SAVED, STALE, SharedStore, expiry_ms
+from botkit.storage.steps import StepStore
 
 SCHEMES = ("redis://", "rediss://", "unix://")
 

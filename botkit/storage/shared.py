@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from botkit.core.errors import ConfigError, StoreUnavailable, VersionConflict
 from botkit.storage.base import Lease, SessionStore

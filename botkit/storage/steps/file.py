@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
@@ -29,7 +30,7 @@ class FileStepStore(StepStore):
     shared = True
     durable = True
 
-    def __init__(self, dirname: str | os.PathLike) -> None:
+    def __init__(self, dirname: str | os.PathLike[str]) -> None:
         self.dirname = Path(dirname)
         self.path = self.dirname / FILE_NAME
 
@@ -38,7 +39,8 @@ class FileStepStore(StepStore):
 
     def _read(self) -> Steps:
         try:
-            return orjson.loads(self.path.read_bytes())
+            steps: Steps = orjson.loads(self.path.read_bytes())
+            return steps
         except FileNotFoundError:
             return {}
 

@@ -93,7 +93,7 @@ class RedisStepStore(StepStore):
         if not dues:
             return []
         data = await self._redis.hmget(self.steps_key, [step_id for step_id, _ in dues])
-        return [(due, Step.loads(found)) for (_, due), found in zip(dues, data) if found is not None]
+        return [(due, Step.loads(found)) for (_, due), found in zip(dues, data, strict=True) if found is not None]
 
     async def count_due_after(self, when: float) -> int:
-        return await self._redis.zcount(self.due_key, f"({when}", "+inf")
+        return int(await self._redis.zcount(self.due_key, f"({when}", "+inf"))

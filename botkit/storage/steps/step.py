@@ -29,6 +29,6 @@ class Step:
         return orjson.dumps(asdict(self))
 
     @classmethod
-    def loads(cls, data: bytes | str | dict[str, Any]) -> "Step":
+    def loads(cls, data: bytes | str | dict[str, Any]) -> Step:
         fields = data if isinstance(data, dict) else orjson.loads(data)
         return cls(**{name: fields[name] for name in cls.__dataclass_fields__ if name in fields})

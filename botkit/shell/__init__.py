@@ -1,0 +1,1 @@
+"""The shell: the command line, the console, the HTTP server and the worker processes."""
