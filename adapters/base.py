@@ -81,6 +81,9 @@ class Adapter:
     settings_schema: ClassVar[Mapping[str, Any]] = {}
     """Setting name → default (``REQUIRED`` when there is none)."""
     default_api_base: ClassVar[str | None] = None
+    max_body_size: ClassVar[int | None] = None
+    """Bytes a request to this channel may carry (its platform's real bodies, with room); None: the
+    server's ``client_max_size``. Larger ones get 413 before they are read."""
 
     def __init__(self, name: str, settings: Mapping[str, Any], host: ChannelHost) -> None:
         self.name = name
@@ -111,6 +114,10 @@ class Adapter:
 
     def routes(self) -> list[Route]:
         return [Route("POST", self.path)]
+
+    async def check_headers(self, request: Request) -> None:
+        """Called before the body is read (``request.body`` is empty): refuse early what the headers alone
+        show to be foreign (a missing or wrong secret header, an invalid bearer token)."""
 
     async def verify(self, request: Request) -> None:
         """Raise Unauthorized (401) or Forbidden (403) unless the request comes from the platform."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,8 +12,12 @@ from botkit.core.events import Event
 from botkit.core.keys import SessionKey
 from botkit.core.requests import Reply, Request
 from botkit.engine.dispatcher import Outcome
+from botkit.http import add_redaction
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+TOKEN_IN_PATH = re.compile(r"/bot\d+:[\w-]+")
+"""The Bot API puts the bot's token in the URL path: masked in every log line and error."""
+add_redaction(TOKEN_IN_PATH, "/bot***")
 
 MEDIA_TYPES = {
     "photo": "image",

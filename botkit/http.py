@@ -24,12 +24,22 @@ Retryable = Callable[[int, Any], bool]
 """Says whether a failed answer (status, parsed body) other than 429/5xx is worth another try."""
 
 _SECRET_PARAM = re.compile(r"((?:access_)?token|secret|key|signature)=[^&#]*", re.IGNORECASE)
-_SECRET_PATH = re.compile(r"/bot\d+:[\w-]+")
+_REDACTIONS: list[tuple[re.Pattern[str], str]] = []
+"""Secrets in URL paths, contributed by the channels that put them there (``add_redaction``)."""
+
+
+def add_redaction(pattern: re.Pattern[str], replacement: str) -> None:
+    """Mask what ``pattern`` matches in every URL this client logs or reports (a bot token in a path)."""
+    if all(known is not pattern for known, _ in _REDACTIONS):
+        _REDACTIONS.append((pattern, replacement))
 
 
 def redact(url: str) -> str:
-    """The URL with secrets it may carry (query tokens, a bot token in the path) masked, for logs and errors."""
-    return _SECRET_PATH.sub("/bot***", _SECRET_PARAM.sub(lambda m: m.group(1) + "=***", url))
+    """The URL with secrets it may carry (query tokens, channels' path secrets) masked, for logs and errors."""
+    url = _SECRET_PARAM.sub(lambda m: m.group(1) + "=***", url)
+    for pattern, replacement in _REDACTIONS:
+        url = pattern.sub(replacement, url)
+    return url
 
 
 def never(status: int, body: Any) -> bool:

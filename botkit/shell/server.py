@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -37,19 +38,31 @@ def create_app(bot: Bot) -> web.Application:
 
 def _handler(bot: Bot, channel: str, route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     adapter = bot.channels[channel]
-    limit = bot.config.server["client_max_size"]
+    server_limit = bot.config.server["client_max_size"]
+    limit = min(adapter.max_body_size or server_limit, server_limit)
+    setting = "server.client_max_size" if limit == server_limit else f"the {channel} channel's limit"
+    too_large = RequestRejected(f"the request body is over {limit} bytes ({setting})", 413)
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            reply = adapter.reject(RequestRejected(f"the request body is over {limit} bytes (server.client_max_size)", 413))
-            return await _send(request, reply)
-        plain = Request(
-            method=request.method, path=request.path, headers=request.headers, query=request.query, body=body,
+        head = Request(
+            method=request.method, path=request.path, headers=request.headers, query=request.query,
             scheme=request.scheme, host=request.host, raw_path=request.raw_path, remote=request.remote,
             match=dict(request.match_info),
         )
+        if route.handler is None:
+            try:
+                await adapter.check_headers(head)
+            except RequestRejected as exc:
+                return await _send(request, adapter.reject(exc))
+        if (request.content_length or 0) > limit:
+            return await _send(request, adapter.reject(too_large))
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return await _send(request, adapter.reject(too_large))
+        if len(body) > limit:
+            return await _send(request, adapter.reject(too_large))
+        plain = replace(head, body=body)
         if route.handler is None:
             reply = await bot.receive(channel, plain)
         else:
