@@ -47,7 +47,8 @@ REQUIRED: Any = object()
 MALFORMED = (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError)
 """What parsing a body of the wrong shape raises; a 400, never a 500, whatever the adapter missed."""
 
-COMMON_SETTINGS: dict[str, Any] = {"enabled": True, "path": None, "api_base": None}
+COMMON_SETTINGS: dict[str, Any] = {"enabled": True, "path": None, "api_base": None, "ack_within": "server"}
+"""Every channel's settings; ``ack_within`` "server" takes ``server.ack_within``."""
 
 class ChannelHost(Protocol):
     """What a channel may use of the running bot (``botkit.Bot`` provides it)."""
@@ -102,6 +103,9 @@ class Adapter:
             if key not in schema:
                 raise ConfigError(f"channels.{name}.{key}", f"unknown setting; known: {', '.join(schema)}")
         merged = {key: settings.get(key, default) for key, default in schema.items()}
+        ack = merged["ack_within"]
+        if ack != "server" and ack is not None and (isinstance(ack, bool) or not isinstance(ack, (int, float)) or ack < 0):
+            raise ConfigError(f"channels.{name}.ack_within", f"must be seconds (0 or more) or None, not {ack!r}")
         for key, value in merged.items():
             if value is REQUIRED or (cls.settings_schema.get(key) is REQUIRED and value in (None, "")):
                 raise ConfigError(
@@ -150,6 +154,10 @@ class Adapter:
     def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> Sender:
         """A sender for a message the bot starts (scheduled steps, ``bot.send_text``)."""
         raise NotImplementedError(f"the {self.name} channel cannot start a conversation")
+
+    async def deliver_late(self, event: Event, inband: list[Any]) -> None:
+        """What a handler sent in-band after its webhook had answered: send it through the push path.
+        Channels that use no in-band answer never have any."""
 
     # -- life cycle and CLI --------------------------------------------------------------------------
 

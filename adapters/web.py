@@ -344,6 +344,11 @@ class WebAdapter(Adapter):
 
         return WebSender(deliver, self.clock)
 
+    async def deliver_late(self, event: Event, inband: list[Any]) -> None:
+        """A slow handler's messages reach the session's open pages through its event stream."""
+        for message in inband:
+            self.hub.publish(SessionKey(event.session_key).ident, message)
+
     # -- life cycle ----------------------------------------------------------------------------------
 
     async def shutdown(self) -> None:

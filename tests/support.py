@@ -248,3 +248,17 @@ def test_bot(config: Any, **kwargs: Any) -> Bot:
 
 
 test_bot.__test__ = False  # type: ignore[attr-defined]
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 5.0, every: float = 0.05) -> Any:
+    """Poll ``check`` (sync or async) until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not true within {timeout}s: {check}")
+        await asyncio.sleep(every)

@@ -19,7 +19,7 @@ from linebot.v3.webhooks import FollowEvent, MemberJoinedEvent, MessageEvent, Po
 
 from botkit import Bot, SendError
 from botkit.core.errors import ConfigError
-from tests.support import Served, counter, make_config
+from tests.support import Served, counter, eventually, make_config
 
 TOKEN = "line-channel-access-token"
 SECRET = "8c570fa6dd201bb328f1c1eac23a96d8"
@@ -237,9 +237,14 @@ async def test_429_with_retry_after_is_retried_after_a_second(fake_api, tmp_path
     bot = line_bot(fake_api, tmp_path)
     async with Served(bot) as served:
         started = loop.time()
-        assert (await post(served, webhook(text()))).status == 200
+        assert (await post(served, webhook(text()))).status == 200  # answered first: ack_within is 1 s
+        await fake_api.wait_for(2, REPLY)
         elapsed = loop.time() - started
-        assert (await bot.store.load(f"line:{USER}"))["state"] == {"count": 1}
+        async def counted() -> bool:
+            record = await bot.store.load(f"line:{USER}")
+            return record is not None and record["state"] == {"count": 1}
+
+        await eventually(counted)
     assert [c.path for c in fake_api.calls] == [REPLY, REPLY] and elapsed >= 1.0
 
 
