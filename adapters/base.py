@@ -24,6 +24,7 @@ from botkit.core.session import Session
 from botkit.engine.dispatcher import Outcome
 from botkit.engine.middleware import Middleware
 from botkit.http import HttpClient
+from botkit.storage.live import Bus
 
 __all__ = [
     "MALFORMED",
@@ -55,6 +56,8 @@ class ChannelHost(Protocol):
 
     http: HttpClient
     clock: Callable[[], float]
+    bus: Bus
+    """Messages every process of the bot hears (a web page's stream may be held by another process)."""
 
     async def load_session(self, session_key: str) -> Session | None: ...
 

@@ -162,7 +162,7 @@ class Bot:
 
     def ack_within(self, channel: str | None) -> float | None:
         """Seconds a webhook of ``channel`` waits for its handler; None: it answers after the handler."""
-        setting = self.channels[channel].settings.get("ack_within", "server") if channel in self.channels else "server"
+        setting: Any = self.channels[channel].settings.get("ack_within", "server") if channel in self.channels else "server"
         value: float | None = self.config.server["ack_within"] if setting == "server" else setting
         return value
 

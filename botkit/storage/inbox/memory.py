@@ -31,7 +31,7 @@ class MemoryInbox(Inbox):
         return ids
 
     async def claim(self, owner: str, now: float, lease_until: float, limit: int) -> list[Claim]:
-        claims = []
+        claims: list[Claim] = []
         for key, ready_at in list(self._ready.items()):
             if len(claims) >= limit:
                 break

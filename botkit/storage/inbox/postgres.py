@@ -17,6 +17,8 @@ import orjson
 
 from botkit.storage.inbox.base import Claim, Entry, Inbox, InboxStats
 
+_connect: Any = asyncpg.connect
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS {q} (
     id bigserial PRIMARY KEY,
@@ -77,9 +79,9 @@ class PostgresInbox(Inbox):
         self.dsn = dsn
         self.timeout = timeout
         schema, _, name = table.rpartition(".")
-        quote = (lambda part: f'"{schema}"."{part}"') if schema else (lambda part: f'"{part}"')
-        self.q = quote(f"{name}_inbox")
-        self.r = quote(f"{name}_inbox_ready")
+        within = f'"{schema}".' if schema else ""
+        self.q = f'{within}"{name}_inbox"'
+        self.r = f'{within}"{name}_inbox_ready"'
         self.channel = f"{name}_inbox"
         self._names = {"q": self.q, "r": self.r, "q_index": f'"{name}_inbox_key"', "r_index": f'"{name}_inbox_ready_at"'}
         self._woken = asyncio.Event()
@@ -94,7 +96,7 @@ class PostgresInbox(Inbox):
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self.channel)
             await conn.execute(SCHEMA.format(**self._names))
         with contextlib.suppress(Exception):  # without notifications the workers poll
-            self._listener = await asyncpg.connect(self.dsn, timeout=self.timeout)
+            self._listener = await _connect(self.dsn, timeout=self.timeout)
             await self._listener.add_listener(self.channel, self._notified)
 
     async def close(self) -> None:

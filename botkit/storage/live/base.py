@@ -40,6 +40,9 @@ class Bus:
     def listening(self, topic: str) -> bool:
         return topic in self._listeners
 
+    def listeners(self, topic: str) -> list[Listener]:
+        return list(self._listeners.get(topic, ()))
+
     async def publish(self, topic: str, data: Any) -> None:
         self._deliver(topic, data)
 

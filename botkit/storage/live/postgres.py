@@ -14,6 +14,7 @@ from botkit.storage.live.base import Bus, encode
 log = logging.getLogger("botkit.storage.live")
 
 MAX_PAYLOAD = 7999
+_connect: Any = asyncpg.connect
 
 
 class PostgresBus(Bus):
@@ -28,7 +29,7 @@ class PostgresBus(Bus):
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
-        self.conn = await asyncpg.connect(self.dsn, timeout=self.timeout)
+        self.conn = await _connect(self.dsn, timeout=self.timeout)
         await self.conn.add_listener(self.channel, self._notified)
 
     async def close(self) -> None:
