@@ -48,8 +48,10 @@ REQUIRED: Any = object()
 MALFORMED = (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError)
 """What parsing a body of the wrong shape raises; a 400, never a 500, whatever the adapter missed."""
 
-COMMON_SETTINGS: dict[str, Any] = {"enabled": True, "path": None, "api_base": None, "ack_within": "server"}
-"""Every channel's settings; ``ack_within`` "server" takes ``server.ack_within``."""
+COMMON_SETTINGS: dict[str, Any] = {"enabled": True, "path": None, "api_base": None, "ack_within": "server", "adapter": None}
+"""Every channel's settings. ``ack_within`` "server" takes ``server.ack_within``; ``adapter`` names the
+registered channel a differently named one uses (``"wa_cloud": {"adapter": "whatsapp", "provider": "cloud"}``
+beside a Twilio ``whatsapp``)."""
 
 class ChannelHost(Protocol):
     """What a channel may use of the running bot (``botkit.Bot`` provides it)."""

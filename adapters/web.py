@@ -335,8 +335,8 @@ class WebAdapter(Adapter):
 
     def sender(self, event: Event, inband: list[Any] | None = None) -> WebSender:
         """A chat request's messages go back in its answer."""
-        if inband is None:
-            return self.push_sender(event.session_key, event.address)
+        if inband is None:  # the chat request answered already: to the session's open pages
+            return WebSender(functools.partial(self._publish, SessionKey(event.session_key).ident), self.clock)
         return WebSender(inband.append, self.clock)
 
     def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> WebSender:
@@ -346,9 +346,12 @@ class WebAdapter(Adapter):
         async def deliver(message: Message) -> None:
             if not address or not address.get("token_hash"):
                 raise BotkitError(f"{session_key} is not an open web session (sessions start with POST /api/session)")
-            await self.host.bus.publish(_topic(session_id), message)
+            await self._publish(session_id, message)
 
         return WebSender(deliver, self.clock)
+
+    async def _publish(self, session_id: str, message: Message) -> None:
+        await self.host.bus.publish(_topic(session_id), message)
 
     def _to_pages(self, session_id: str, message: Message) -> None:
         self.hub.publish(session_id, message)
@@ -356,7 +359,7 @@ class WebAdapter(Adapter):
     async def deliver_late(self, event: Event, inband: list[Any]) -> None:
         """A slow handler's messages reach the session's open pages through its event stream."""
         for message in inband:
-            await self.host.bus.publish(_topic(SessionKey(event.session_key).ident), message)
+            await self._publish(SessionKey(event.session_key).ident, message)
 
     # -- life cycle ----------------------------------------------------------------------------------
 
