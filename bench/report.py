@@ -148,6 +148,15 @@ def _share(after: dict[str, Any], inbox: dict[str, Any]) -> str:
     return f"**{100 * beside:.1f}%**" + ("" if raw is None else f" ({100 * raw:.1f}%)")
 
 
+def _cpu_share(after: dict[str, Any], inbox: dict[str, Any]) -> str:
+    """What the inbox row's replies/s would be beside the answer-after row's if the server's core were the
+    only limit: the answer-after row's CPU per request over the inbox row's (the server's processes only).
+    Steadier than throughput on a shared machine: other processes' bursts slow a server, not its CPU time."""
+    if not after.get("cpu_us_per_request") or not inbox.get("cpu_us_per_request"):
+        return "–"
+    return f"{100 * after['cpu_us_per_request'] / inbox['cpu_us_per_request']:.1f}%"
+
+
 def _e2e(row: dict[str, Any], key: str) -> str:
     """An end-to-end percentile, or why there is none: replies that repeat a count cannot be matched."""
     counts = row.get("e2e")
@@ -163,8 +172,8 @@ def inbox_table(rows: list[dict[str, Any]]) -> str:
     and replies per second."""
     lines = [
         "| row | server.ack_within | webhook p50 ms | webhook p99 ms | end-to-end p50 ms | end-to-end p99 ms "
-        "| replies/s | inbox / answer-after, replies/s | server CPU µs/req | lost increments |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| replies/s | inbox / answer-after, replies/s | the same from CPU µs/req | server CPU µs/req | lost increments |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for after, inbox in inbox_pairs(rows):
         for row in (after, inbox):
@@ -174,10 +183,11 @@ def inbox_table(rows: list[dict[str, Any]]) -> str:
             missing = (row.get("e2e") or {}).get("missing")
             replies = _fmt(row.get("replies_rps"), ".0f") + (f" ({missing} without reply)" if missing else "")
             share = "–" if row is after else _share(after, inbox)
+            by_cpu = "–" if row is after else _cpu_share(after, inbox)
             ack = "None" if row["ack_within"] is None else f"{row['ack_within']:g}"
             lines.append(
                 f"| {row['row']} | {ack} | {_fmt(row['p50_ms'], '.1f')} | {_fmt(row['p99_ms'], '.1f')} "
-                f"| {_e2e(row, 'e2e_p50_ms')} | {_e2e(row, 'e2e_p99_ms')} | {replies} | {share} | {cpu} "
+                f"| {_e2e(row, 'e2e_p50_ms')} | {_e2e(row, 'e2e_p99_ms')} | {replies} | {share} | {by_cpu} | {cpu} "
                 f"| {_lost(row.get('increments'))} |")
     return "\n".join(lines)
 
@@ -221,7 +231,8 @@ def targets(results: dict[str, Any]) -> list[str]:
             ratio = _replies_ratio(after, inbox, "replies_rps")
         what = f"{inbox['row']}: replies/s ≥ {INBOX_REPLIES_RATIO:.0%} of {after['row']}'s"
         lines.append(f"- {what}: not measured" if ratio is None
-                     else _verdict(what, ratio >= INBOX_REPLIES_RATIO, f"{100 * ratio:.1f}%"))
+                     else _verdict(what, ratio >= INBOX_REPLIES_RATIO,
+                                   f"{100 * ratio:.1f}% (from CPU per request: {_cpu_share(after, inbox)})"))
     idle = results.get("idle_sessions")
     if idle:
         per = idle["bytes_per_session_rss"]
@@ -247,7 +258,7 @@ def print_table(results: dict[str, Any]) -> None:
     if inbox_pairs(results["rows"]):
         print("\nanswer first: the inbox rows beside the answer-after rows of their drivers (closed loop; end to end: "
               "webhook sent → reply at the fake API; inbox / answer-after: replies/s each over the baselines beside "
-              "it, as measured in brackets)\n")
+              "it, as measured in brackets; from CPU: answer-after's server CPU per request over the inbox row's)\n")
         print(inbox_table(results["rows"]))
     idle = results.get("idle_sessions")
     if idle:

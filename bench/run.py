@@ -1,6 +1,6 @@
 """The bench: every row against the no-framework baseline, alternating, then the idle-session memory.
 
-    python -m bench                       # the whole table (about 8 minutes), JSON in bench/results/
+    python -m bench                       # the whole table (about 10 minutes), JSON in bench/results/
     python -m bench --rows memory --duration 5 --no-idle      # a quick look at one row
     python -m bench --peers               # adds Bottender running the same bot (Node.js and npm needed)
     python -m bench --rows "memory,memory inbox,redis,redis inbox" --handler-ms 200   # answer first
