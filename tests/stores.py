@@ -104,7 +104,8 @@ async def drop_postgres_table(dsn: str, table: str) -> None:
 
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute(f'DROP TABLE IF EXISTS "{table}"; DROP TABLE IF EXISTS "{table}_counters"')
+        await conn.execute(f'DROP TABLE IF EXISTS "{table}_history"; DROP TABLE IF EXISTS "{table}"; '
+                           f'DROP TABLE IF EXISTS "{table}_counters"')
     finally:
         await conn.close()
 

@@ -143,7 +143,8 @@ def test_sessions_list_show_delete_on_the_file_driver(tmp_path):
     assert botkit("console", "--config", str(config), "--user", "ada", stdin="hi\n").returncode == 0
     assert botkit("sessions", "list", "--config", str(config)).stdout.split() == ["console:ada"]
     shown = json.loads(botkit("sessions", "show", "console:ada", "--config", str(config)).stdout)
-    assert shown["state"] == {"count": 1} and shown["id"] == "console:ada"
+    assert shown["record"]["state"] == {"count": 1} and shown["record"]["key"] == "console:ada"
+    assert [(entry["dir"], entry.get("text")) for entry in shown["history"]] == [("in", "hi"), ("out", "Count: 1")]
     assert botkit("sessions", "delete", "console:ada", "--config", str(config)).returncode == 0
     assert botkit("sessions", "list", "--config", str(config)).stdout.split() == []
     missing = botkit("sessions", "show", "console:ada", "--config", str(config))

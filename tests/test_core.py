@@ -82,7 +82,7 @@ async def test_sends_are_recorded_in_history_and_aliases_work(tmp_path):
     bot = make_bot(tmp_path, handler)
     sender = await run(bot, "hello")
     assert sender.sent == [("text", ("one",)), ("image", ("https://example.com/a.png",))]
-    history = (await bot.store.load("test:1"))["history"]
+    history = await bot.store.history("test:1")
     assert [(h["dir"], h["type"], h.get("text")) for h in history] == [
         ("in", "text", "hello"), ("out", "text", "one"), ("out", "image", "https://example.com/a.png")]
 
@@ -111,7 +111,8 @@ async def test_session_fields_are_kept(tmp_path):
     bot = make_bot(tmp_path, lambda context: _noop(), expires_in=10)
     await run(bot)
     record = await bot.store.load("test:1")
-    assert record["id"] == "test:1" and record["platform"] == "test" and record["message_count"] == 1
+    session = await bot.load_session("test:1")
+    assert session.id == record["key"] == "test:1" and session.platform == "test" and session.message_count == 1
     assert record["expires_at"] == pytest.approx(record["last_activity"] + 600)
     assert record["created_at"] <= record["last_activity"] and record["version"] == 1
 

@@ -56,7 +56,7 @@ async def test_no_session_key_writes_outside_dirname(store, tmp_path, key):
     await store.save(record(key, 1, count=1))
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert [p.parent for p in written] == [store.dirname]
-    assert (await store.load(key))["id"] == key
+    assert (await store.load(key))["key"] == key
     name = file_name(key)
     assert "/" not in name and not name.startswith(".") and len(name.encode()) < 255
 

@@ -59,7 +59,8 @@ async def test_sessions_list_show_delete_on_mongo(store, tmp_path):
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.split() == ["line:Uabc", "test:1", "test:2"]
     shown = run_cli("sessions", "--config", str(config), "show", "test:2")
-    assert shown.returncode == 0 and json.loads(shown.stdout)["state"] == {"count": 1}
+    assert shown.returncode == 0 and json.loads(shown.stdout)["record"]["state"] == {"count": 1}
+    assert [entry.get("text") for entry in json.loads(shown.stdout)["history"]] == ["hi", "Count: 1"]
     deleted = run_cli("sessions", "--config", str(config), "delete", "test:2")
     assert deleted.returncode == 0 and "deleted test:2" in deleted.stdout
     assert await store.load("test:2") is None

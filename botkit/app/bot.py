@@ -24,6 +24,7 @@ from botkit.engine.context import Context
 from botkit.engine.dispatcher import Dispatcher, Handler, Inband, Outcome
 from botkit.engine.policy import SessionPolicy
 from botkit.engine.scheduler import Scheduler
+from botkit.engine.transcript import attach
 from botkit.flows.context import FlowContext
 from botkit.flows.steps import run_step
 from botkit.http import HttpClient
@@ -148,12 +149,13 @@ class Bot:
                            extra=self.config.extra, bot=self, schedule=self.scheduler.add)
 
     async def load_session(self, session_key: str) -> Session | None:
-        """The session as stored, or None when there is none or it expired (read-only: no lease)."""
+        """The session as stored, or None when there is none or it expired (read-only: no lease); its
+        history is read on demand (``await session.load_history()``)."""
         record = await self.store.load(session_key)
         if record is None:
             return None
         session = Session.from_record(record)
-        return None if session.is_expired(self.clock()) else session
+        return None if session.is_expired(self.clock()) else attach(session, self.store, self.policy.history)
 
     async def hit(self, name: str, window: float) -> tuple[int, float]:
         """Count a hit on a rate-limit counter shared by every process using the store."""

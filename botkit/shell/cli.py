@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(sessions)
     sessions_sub = sessions.add_subparsers(dest="action", required=True)
     sessions_sub.add_parser("list", help="every stored session key")
-    sessions_sub.add_parser("show", help="a session's record as JSON").add_argument("key")
+    sessions_sub.add_parser("show", help="a session's record and history as JSON").add_argument("key")
     sessions_sub.add_parser("delete", help="forget a session").add_argument("key")
     for leaf in sessions_sub.choices.values():
         leaf.add_argument("--config", "-c", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -129,6 +129,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 async def _sessions(config: Config, action: str, key: str) -> int:
     from botkit.app.bot import Bot
+    from botkit.core.session import Session
+    from botkit.engine.transcript import attach
 
     bot = Bot(config, channels={}, handler=_no_handler)
     await bot.store.open()
@@ -141,7 +143,9 @@ async def _sessions(config: Config, action: str, key: str) -> int:
             if record is None:
                 print(f"botkit: no session {key}", file=sys.stderr)
                 return 1
-            print(json.dumps(record, indent=2, ensure_ascii=False))
+            session = attach(Session.from_record(record), bot.store, bot.policy.history)
+            shown = {"record": record, "history": await session.load_history()}
+            print(json.dumps(shown, indent=2, ensure_ascii=False))
         elif action == "delete":
             if not await bot.store.delete(key):
                 print(f"botkit: no session {key}", file=sys.stderr)
