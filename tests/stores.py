@@ -154,6 +154,17 @@ async def mongo_store(tmp_path: Path, clock: Callable[[], float] = time.time, **
             await client.close()
 
 
+OLD_RECORD = """{"version": 4, "id": "test:1", "platform": "test", "state": {"count": 4, "_back_to": "shop->thanks"},
+ "slug": "email->get_email", "previous_slug": "shop->checkout", "created_at": 1700000000.0,
+ "last_activity": 1700000100.0, "expires_at": null, "message_count": 4,
+ "history": [{"dir": "in", "type": "text", "text": "hi", "at": 1700000000.0},
+             {"dir": "out", "type": "text", "text": "Count: 4", "at": 1700000000.5},
+             {"dir": "in", "type": "payload", "payload": "BUY", "at": 1700000100.0}],
+ "handled": ["41"], "address": {"chat_id": 1}, "channel": "test"}"""
+"""A record as the release before the envelope wrote it (flat fields, the transcript inline, the flows'
+back-to point in the state; ``version`` first, as its Redis driver wrote it)."""
+
+
 FACTORIES: dict[str, Callable[..., Any]] = {
     "memory": memory_store,
     "file": file_store,

@@ -10,7 +10,7 @@ import pytest
 from botkit.core.errors import VersionConflict
 from botkit.core.session import Session
 from botkit.storage.base import Appended, SessionStore
-from tests.stores import FACTORIES, bot_on, text_event
+from tests.stores import FACTORIES, OLD_RECORD, bot_on, text_event
 
 
 @pytest.fixture(params=sorted(FACTORIES))
@@ -263,17 +263,6 @@ async def test_a_handler_reads_the_transcript_including_this_events_messages(sto
     for text in ("a", "b"):
         await bot.dispatch([text_event(bot, "test:1", text=text)])
     assert seen == [[("in", "a"), ("out", "echo a")], 2, [("out", "echo a"), ("in", "b"), ("out", "echo b")], 4]
-
-
-OLD_RECORD = """{"id": "test:1", "platform": "test", "state": {"count": 4, "_back_to": "shop->thanks"},
- "slug": "email->get_email", "previous_slug": "shop->checkout", "created_at": 1700000000.0,
- "last_activity": 1700000100.0, "expires_at": null, "message_count": 4, "version": 4,
- "history": [{"dir": "in", "type": "text", "text": "hi", "at": 1700000000.0},
-             {"dir": "out", "type": "text", "text": "Count: 4", "at": 1700000000.5},
-             {"dir": "in", "type": "payload", "payload": "BUY", "at": 1700000100.0}],
- "handled": ["41"], "address": {"chat_id": 1}, "channel": "test"}"""
-"""A record as the release before the envelope wrote it (flat fields, the transcript inline, the flows'
-back-to point in the state)."""
 
 
 async def test_a_record_of_the_previous_release_loads_and_is_saved_as_an_envelope(store, tmp_path):
