@@ -65,8 +65,10 @@ async def counter(context: Any) -> None:
 
 def settings_for(driver: str) -> dict[str, Any]:
     name = f"botkit_bench_h{uuid.uuid4().hex[:8]}"
-    return {"memory": {"max_size": 1_000_000}, "redis": {"url": REDIS_URL, "prefix": name + ":"},
-            "postgres": {"dsn": POSTGRES_DSN, "table": name}}[driver]
+    settings: dict[str, dict[str, Any]] = {
+        "memory": {"max_size": 1_000_000}, "redis": {"url": REDIS_URL, "prefix": name + ":"},
+        "postgres": {"dsn": POSTGRES_DSN, "table": name}}
+    return settings[driver]
 
 
 def bot_on(store: SessionStore, history: int) -> Bot:
