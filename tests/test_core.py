@@ -6,6 +6,7 @@ import pytest
 from botkit import Bot
 from botkit.core.events import Event
 from botkit.core.sending import Sender
+from botkit.core.session import HistoryNotLoaded
 from tests.support import make_config, test_bot
 
 
@@ -85,6 +86,23 @@ async def test_sends_are_recorded_in_history_and_aliases_work(tmp_path):
     history = await bot.store.history("test:1")
     assert [(h["dir"], h["type"], h.get("text")) for h in history] == [
         ("in", "text", "hello"), ("out", "text", "one"), ("out", "image", "https://example.com/a.png")]
+
+
+async def test_the_transcript_is_read_when_asked_and_session_history_says_so_before(tmp_path):
+    seen = []
+
+    async def handler(context):
+        if context.event.text == "second":
+            with pytest.raises(HistoryNotLoaded, match="await context.history"):
+                len(context.session.history)
+            seen.append([h.get("text") for h in await context.history()])
+            seen.append([h.get("text") for h in context.session.history])
+        await context.send_text("ok")
+
+    bot = make_bot(tmp_path, handler)
+    await run(bot, "first")
+    await run(bot, "second")
+    assert seen == [["first", "ok", "second"]] * 2
 
 
 async def test_a_send_the_channel_lacks_is_a_clear_error(tmp_path, caplog):

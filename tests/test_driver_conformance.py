@@ -265,6 +265,19 @@ async def test_a_handler_reads_the_transcript_including_this_events_messages(sto
     assert seen == [[("in", "a"), ("out", "echo a")], 2, [("out", "echo a"), ("in", "b"), ("out", "echo b")], 4]
 
 
+async def test_a_cleared_history_starts_again_from_one(store, tmp_path):
+    async def handler(context):
+        if context.event.text == "clear":
+            context.session.clear_history()
+        await context.send_text(f"echo {context.event.text}")
+
+    bot = bot_on(store, tmp_path, handler=handler)
+    for text in ("a", "b", "clear", "c"):
+        await bot.dispatch([text_event(bot, "test:1", text=text)])
+    assert [(entry["seq"], entry.get("text")) for entry in await store.history("test:1")] == [
+        (1, "echo clear"), (2, "c"), (3, "echo c")]
+
+
 async def test_a_record_of_the_previous_release_loads_and_is_saved_as_an_envelope(store, tmp_path):
     await store.save(orjson.loads(OLD_RECORD))
     seen = []

@@ -96,7 +96,7 @@ class FileStore(SessionStore):
             else:
                 path.unlink(missing_ok=True)
             return
-        if not lines:
+        if not lines or limit <= 0:
             return
         with open(path, "ab") as out:
             out.write(lines)
