@@ -93,7 +93,7 @@ async def test_the_transcript_is_read_when_asked_and_session_history_says_so_bef
 
     async def handler(context):
         if context.event.text == "second":
-            with pytest.raises(HistoryNotLoaded, match="await context.history"):
+            with pytest.raises(HistoryNotLoaded, match=r"await context\.history\(\)"):
                 len(context.session.history)
             seen.append([h.get("text") for h in await context.history()])
             seen.append([h.get("text") for h in context.session.history])
