@@ -226,11 +226,16 @@ class Bot:
         """Whether another process's webhook may still wait for ``entry`` (then its in-band content goes
         back to it over the live bus)."""
         ack_within = self.ack_within(event.channel)
-        return bool(entry.origin) and ack_within is not None and self.clock() < entry.enqueued_at + ack_within
+        return (self.bus.shared and bool(entry.origin) and ack_within is not None
+                and self.clock() < entry.enqueued_at + ack_within)
 
     async def _tell(self, entry: Entry, event: Event, outcome: Outcome | BaseException, inband: Inband | None) -> None:
         if entry.origin == self.owner:
             if not self.waiters.resolve(entry.id, outcome, inband) and inband:
+                await self._deliver_late(event, inband)
+            return
+        if entry.origin and not self.bus.shared:  # no way to reach the webhook's process: push what came in-band
+            if inband:
                 await self._deliver_late(event, inband)
             return
         if entry.origin:
