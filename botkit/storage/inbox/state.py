@@ -23,7 +23,7 @@ class InboxState:
         self.ready.setdefault(entry.key, 0.0)
 
     def claimable(self, now: float, limit: int) -> list[str]:
-        found = []
+        found: list[str] = []
         for key, ready_at in list(self.ready.items()):
             if len(found) >= limit:
                 break
