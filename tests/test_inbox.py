@@ -66,7 +66,18 @@ async def file_inbox(tmp_path: Path) -> AsyncIterator[tuple[Inbox, Inbox | None]
     yield first, second
 
 
-INBOXES = {"memory": memory_inbox, "file": file_inbox, "redis": redis_inbox, "postgres": postgres_inbox}
+@contextlib.asynccontextmanager
+async def mongo_inbox(tmp_path: Path) -> AsyncIterator[tuple[Inbox, Inbox | None]]:
+    from tests.stores import mongo_store
+
+    async with mongo_store(tmp_path) as store:
+        first, second = store.inbox(), store.inbox()
+        await first.open()
+        yield first, second
+
+
+INBOXES = {"memory": memory_inbox, "file": file_inbox, "redis": redis_inbox, "postgres": postgres_inbox,
+           "mongo": mongo_inbox}
 
 
 @pytest.fixture(params=sorted(INBOXES))
