@@ -112,6 +112,9 @@ class Bot:
             await self.inbox.open()
         await self.bus.open()
         self.bus.subscribe(f"done:{self.owner}", self._done_elsewhere)
+        if self.inbox is not None:
+            inbox = self.inbox
+            self.bus.subscribe(inbox.wake_topic, lambda _: inbox.notify())
         for channel in self.channels.values():
             await channel.start()
         if self.role != "web":

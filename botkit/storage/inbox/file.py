@@ -33,7 +33,10 @@ class FileInbox(Inbox):
     shared = True
     durable = True
 
+    poll = POLL
+
     def __init__(self, dirname: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        super().__init__()
         self.dirname = Path(dirname)
         self.path = self.dirname / JOURNAL
         self.fsync = fsync
@@ -41,7 +44,6 @@ class FileInbox(Inbox):
         self._offset = 0
         self._inode: int | None = None
         self._thread_lock = threading.Lock()
-        self._woken = asyncio.Event()
 
     async def open(self) -> None:
         await asyncio.to_thread(self.dirname.mkdir, parents=True, exist_ok=True)
@@ -119,7 +121,7 @@ class FileInbox(Inbox):
             return [operation["id"] for operation in operations], operations
 
         ids = await self._run(change, sync=True)
-        self._woken.set()
+        self.notify()
         return ids
 
     async def claim(self, owner: str, now: float, lease_until: float, limit: int) -> list[Claim]:
@@ -150,18 +152,10 @@ class FileInbox(Inbox):
             return again, [{"o": "rel", "k": claim.key, "ow": owner, "ready": ready_at}]
 
         if await self._run(change):
-            self._woken.set()
+            self.notify()
 
     async def stats(self) -> InboxStats:
         return await self._run(lambda state: (state.stats(), []))
-
-    async def wait(self, seconds: float) -> None:
-        try:
-            async with asyncio.timeout(min(seconds, POLL)):
-                await self._woken.wait()
-        except TimeoutError:
-            pass
-        self._woken.clear()
 
 
 def _apply(state: InboxState, operation: dict[str, Any]) -> None:

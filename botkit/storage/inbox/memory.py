@@ -2,7 +2,6 @@
 lost with the process, like the memory driver's sessions (docs/inbox.md)."""
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,8 +11,8 @@ from botkit.storage.inbox.state import InboxState
 
 class MemoryInbox(Inbox):
     def __init__(self) -> None:
+        super().__init__()
         self._state = InboxState()
-        self._woken = asyncio.Event()
 
     async def put(self, items: Sequence[tuple[str, dict[str, Any]]], now: float, origin: str | None = None) -> list[str]:
         ids = []
@@ -21,7 +20,7 @@ class MemoryInbox(Inbox):
             entry = Entry(str(self._state.seq + 1), key, event, now, origin)
             self._state.put(entry)
             ids.append(entry.id)
-        self._woken.set()
+        self.notify()
         return ids
 
     async def claim(self, owner: str, now: float, lease_until: float, limit: int) -> list[Claim]:
@@ -35,15 +34,7 @@ class MemoryInbox(Inbox):
 
     async def release(self, owner: str, claim: Claim, ready_at: float) -> None:
         if self._state.release(owner, claim.key, ready_at):
-            self._woken.set()
+            self.notify()
 
     async def stats(self) -> InboxStats:
         return self._state.stats()
-
-    async def wait(self, seconds: float) -> None:
-        try:
-            async with asyncio.timeout(seconds):
-                await self._woken.wait()
-        except TimeoutError:
-            pass
-        self._woken.clear()

@@ -5,7 +5,6 @@ ready document only if ``gen`` is the one its claim saw and no entry waits, so a
 without its ready document. Workers find new entries by polling (change streams need a replica set)."""
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,8 +19,11 @@ class MongoInbox(Inbox):
     shared = True
     durable = True
 
+    poll = POLL
+
     def __init__(self, database: Any, collection: str) -> None:
         """``database``: a callable returning the session store's AsyncDatabase (there once it is open)."""
+        super().__init__()
         self._database = database
         self.name = collection
 
@@ -82,6 +84,3 @@ class MongoInbox(Inbox):
         depth = await self.entries.count_documents({})
         oldest = await self.entries.find_one({}, sort=[("at", ASCENDING)], projection={"at": 1})
         return InboxStats(int(depth), None if oldest is None else float(oldest["at"]))
-
-    async def wait(self, seconds: float) -> None:
-        await asyncio.sleep(min(seconds, POLL))
