@@ -10,7 +10,7 @@ session = {
     "driver": env("SESSION_DRIVER", "memory"),  # memory | file | redis | mongo | postgres
     "expires_in": None,  # minutes of inactivity before a conversation starts afresh; None = never
     "stores": {
-        "memory": {"max_size": 500},
+        "memory": {"max_size": 10_000},  # sessions kept (about 700 bytes each); beyond it the least recent is forgotten
         "file": {"dirname": ".session"},
         "redis": {"url": env("REDIS_URL", "redis://127.0.0.1:6379/0"), "prefix": "botkit:"},
         "mongo": {"url": env("MONGODB_URL", "mongodb://127.0.0.1:27017"), "database": "botkit", "collection": "sessions"},

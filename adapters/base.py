@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol
 
 import orjson
 
+from botkit.adapters.guards import replay_window
 from botkit.core.errors import BadRequest, ConfigError, RequestRejected
 from botkit.core.events import Event
 from botkit.core.requests import Reply, Request
@@ -24,6 +25,7 @@ from botkit.core.session import Session
 from botkit.engine.dispatcher import Outcome
 from botkit.engine.middleware import Middleware
 from botkit.http import HttpClient
+from botkit.storage.live import Bus
 
 __all__ = [
     "MALFORMED",
@@ -47,13 +49,18 @@ REQUIRED: Any = object()
 MALFORMED = (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError)
 """What parsing a body of the wrong shape raises; a 400, never a 500, whatever the adapter missed."""
 
-COMMON_SETTINGS: dict[str, Any] = {"enabled": True, "path": None, "api_base": None}
+COMMON_SETTINGS: dict[str, Any] = {"enabled": True, "path": None, "api_base": None, "ack_within": "server", "adapter": None}
+"""Every channel's settings. ``ack_within`` "server" takes ``server.ack_within``; ``adapter`` names the
+registered channel a differently named one uses (``"wa_cloud": {"adapter": "whatsapp", "provider": "cloud"}``
+beside a Twilio ``whatsapp``)."""
 
 class ChannelHost(Protocol):
     """What a channel may use of the running bot (``botkit.Bot`` provides it)."""
 
     http: HttpClient
     clock: Callable[[], float]
+    bus: Bus
+    """Messages every process of the bot hears (a web page's stream may be held by another process)."""
 
     async def load_session(self, session_key: str) -> Session | None: ...
 
@@ -102,6 +109,11 @@ class Adapter:
             if key not in schema:
                 raise ConfigError(f"channels.{name}.{key}", f"unknown setting; known: {', '.join(schema)}")
         merged = {key: settings.get(key, default) for key, default in schema.items()}
+        if "replay_window" in merged:
+            merged["replay_window"] = replay_window(name, merged)
+        ack = merged["ack_within"]
+        if ack != "server" and ack is not None and (isinstance(ack, bool) or not isinstance(ack, (int, float)) or ack < 0):
+            raise ConfigError(f"channels.{name}.ack_within", f"must be seconds (0 or more) or None, not {ack!r}")
         for key, value in merged.items():
             if value is REQUIRED or (cls.settings_schema.get(key) is REQUIRED and value in (None, "")):
                 raise ConfigError(
@@ -150,6 +162,10 @@ class Adapter:
     def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> Sender:
         """A sender for a message the bot starts (scheduled steps, ``bot.send_text``)."""
         raise NotImplementedError(f"the {self.name} channel cannot start a conversation")
+
+    async def deliver_late(self, event: Event, inband: list[Any]) -> None:
+        """What a handler sent in-band after its webhook had answered: send it through the push path.
+        Channels that use no in-band answer never have any."""
 
     # -- life cycle and CLI --------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,11 @@ log = logging.getLogger("botkit.adapters.teams")
 ISSUER = "https://api.botframework.com"
 ALGORITHMS = frozenset({"RS256"})
 LEEWAY = 300
+REMEMBER_FOR = 60.0
+"""Seconds a verified token is taken as verified again without its RS256 check (the Bot Framework sends one
+token with many activities, and ``check_headers`` then ``verify`` both check it)."""
+REMEMBERED = 256
+"""Verified tokens remembered at most (the least recently used go first)."""
 SCOPE = "https://api.botframework.com/.default"
 DEFAULT_OPENID_METADATA_URL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
 DEFAULT_TOKEN_URL = "https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token"
@@ -140,21 +146,43 @@ class SigningKeys:
 
 
 class ChannelTokenVerifier:
-    """Checks the JWT the Bot Framework channel sends with each activity."""
+    """Checks the JWT the Bot Framework channel sends with each activity. Everything about it needs only
+    the header, so a webhook checks it before reading the body; a token verified less than
+    ``REMEMBER_FOR`` seconds ago (and not expired) is not checked again."""
 
-    def __init__(self, keys: SigningKeys, app_id: str) -> None:
+    def __init__(self, keys: SigningKeys, app_id: str, *, clock: Clock = time.time) -> None:
         self.keys = keys
         self.app_id = app_id
+        self.clock = clock
+        self._verified: OrderedDict[str, tuple[float, VerifiedToken]] = OrderedDict()
 
     async def verify(self, authorization: str | None) -> VerifiedToken:
         """The token's claims; Unauthorized for anything short of a valid channel token for this bot."""
         token = _bearer(authorization)
+        remembered = self._verified.get(token)
+        if remembered is not None and self.clock() < remembered[0]:
+            self._verified.move_to_end(token)
+            return remembered[1]
+        verified = await self._verify(token)
+        self._remember(token, verified)
+        return verified
+
+    def _remember(self, token: str, verified: VerifiedToken) -> None:
+        expiry = verified.claims.get("exp")
+        if isinstance(expiry, bool) or not isinstance(expiry, (int, float)):
+            return
+        self._verified[token] = (min(self.clock() + REMEMBER_FOR, expiry + LEEWAY), verified)
+        self._verified.move_to_end(token)
+        while len(self._verified) > REMEMBERED:
+            self._verified.popitem(last=False)
+
+    async def _verify(self, token: str) -> VerifiedToken:
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, ValueError, TypeError):
             raise Unauthorized("the bearer token is not a JWT") from None
         alg = header.get("alg")
-        if alg not in ALGORITHMS:
+        if not isinstance(alg, str) or alg not in ALGORITHMS:
             raise Unauthorized(f"token algorithm {alg!r} is not accepted (RS256 only)")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
@@ -172,7 +200,7 @@ class ChannelTokenVerifier:
                 leeway=LEEWAY,
                 options={"require": ["exp", "iss", "aud"]},
             )
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:  # the token is the caller's: any failure is a 401
             raise Unauthorized(f"token rejected: {exc}") from None
         return VerifiedToken(claims, key.endorsements)
 
@@ -229,7 +257,7 @@ class BotToken:
 def token_url(settings: Mapping[str, Any]) -> str:
     """``token_url`` if set, else the tenant's endpoint for a single-tenant bot, else Bot Framework's."""
     if settings.get("token_url"):
-        return settings["token_url"]
+        return str(settings["token_url"])
     if settings.get("tenant_id"):
         return TENANT_TOKEN_URL.format(tenant=settings["tenant_id"])
     return DEFAULT_TOKEN_URL

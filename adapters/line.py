@@ -11,17 +11,27 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from botkit.adapters.base import REQUIRED, Adapter, Sender, parse_json, require, same_secret
+from botkit.adapters.guards import credential, epoch_seconds, refuse_stale
 from botkit.core.errors import SendError, Unauthorized
 from botkit.core.events import Event
 from botkit.core.keys import SessionKey
 from botkit.core.requests import Request
 
 SIGNATURE_HEADER = "X-Line-Signature"
+SIGNATURE_SHAPE = re.compile(r"[A-Za-z0-9+/]{43}=")
+"""Base64 of the 32 bytes of an HMAC-SHA256."""
+MAX_BODY_SIZE = 1024 * 1024
+"""LINE publishes no maximum. One event is at most about 25 KB (a 5,000-character text with its mentions
+and emojis) and a webhook carries the few events that happened together: 1 MiB is room for forty."""
+REPLAY_WINDOW = 24 * 3600
+"""LINE does not publish how long webhook redelivery (off unless turned on in the console) keeps trying;
+an event's ``timestamp`` stays the time it happened, redelivered or not. A day of room."""
 MAX_MESSAGES = 5
 """Message objects one reply or push call may carry."""
 REPLY_WINDOW = 50.0
@@ -40,26 +50,29 @@ def signature(body: bytes, channel_secret: str) -> str:
 
 class LineAdapter(Adapter):
     platform = "line"
-    settings_schema = {"access_token": REQUIRED, "channel_secret": REQUIRED}
+    settings_schema = {"access_token": REQUIRED, "channel_secret": REQUIRED, "replay_window": REPLAY_WINDOW}
     default_api_base = "https://api.line.me"
+    max_body_size = MAX_BODY_SIZE
+
+    async def check_headers(self, request: Request) -> None:
+        _signature_header(request)
 
     async def verify(self, request: Request) -> None:
-        body = request.body
-        given = request.headers.get(SIGNATURE_HEADER)
-        if not given:
-            raise Unauthorized(f"missing {SIGNATURE_HEADER}")
-        if not same_secret(given.strip(), signature(body, self.settings["channel_secret"])):
+        given = _signature_header(request)
+        if not same_secret(given, signature(request.body, self.settings["channel_secret"])):
             raise Unauthorized(f"wrong {SIGNATURE_HEADER}: the body was changed or channel_secret differs")
 
     def parse(self, request: Request) -> list[Event]:
         payload = require(parse_json(request.body), dict, "the webhook body")
-        events = require(payload.get("events"), list, "events")
+        raws = require(payload.get("events"), list, "events")
         received_at = self.clock()
-        return [self._event(require(raw, dict, "events[]"), received_at) for raw in events]
+        events = [self._event(require(raw, dict, "events[]"), received_at) for raw in raws]
+        refuse_stale(events, self.settings["replay_window"], received_at)
+        return events
 
     def _event(self, raw: dict[str, Any], received_at: float) -> Event:
         kind = require(raw.get("type"), str, "events[].type")
-        source = raw.get("source") if isinstance(raw.get("source"), dict) else {}
+        source = _dict(raw.get("source"))
         chat_type = source.get("type")
         chat_id = source.get(CHAT_ID_FIELDS.get(chat_type, "")) if isinstance(chat_type, str) else None
         if chat_id is not None:
@@ -71,7 +84,7 @@ class LineAdapter(Adapter):
             session_key=f"line:{chat_id}" if chat_id else NO_CHAT_KEY,
             user_id=source.get("userId") if isinstance(source.get("userId"), str) else None,
             id=raw.get("webhookEventId"),
-            timestamp=timestamp / 1000 if isinstance(timestamp, (int, float)) else None,
+            timestamp=epoch_seconds(timestamp, millis=True),
             raw=raw,
             meta={"reply_token": raw.get("replyToken"), "received_at": received_at, "to": chat_id, "chat_type": chat_type},
             address={"to": chat_id, "chat_type": chat_type} if chat_id else None,
@@ -218,15 +231,31 @@ class LineSender(Sender):
     async def send_sticker(self, package_id: str | int, sticker_id: str | int, **fields: Any) -> Any:
         return await self.send_message({"type": "sticker", "packageId": str(package_id), "stickerId": str(sticker_id), **fields})
 
-    async def send_typing(self, seconds: int | None = None) -> Any:
+    async def send_typing(self, seconds: int | None = None, **options: Any) -> Any:
         """LINE's loading animation, shown until the next message or ``seconds`` (5 to 60, a multiple of 5).
-        LINE shows it in one-on-one chats only; in groups and rooms this does nothing."""
+        LINE shows it in one-on-one chats only; in groups and rooms this does nothing. ``options`` take
+        nothing yet: the API has no other parameter."""
         if self.chat_type != "user" or not self.to:
             return None
         payload: dict[str, Any] = {"chatId": self.to}
         if seconds is not None:
             payload["loadingSeconds"] = seconds
         return await self.adapter.call("POST", "/v2/bot/chat/loading/start", payload)
+
+
+def _signature_header(request: Request) -> str:
+    """The ``X-Line-Signature`` header; Unauthorized when it is missing or could not be a signature (this
+    needs no body: it runs before the body is read)."""
+    given = credential(request, SIGNATURE_HEADER)
+    if given is None:
+        raise Unauthorized(f"missing {SIGNATURE_HEADER}")
+    if not SIGNATURE_SHAPE.fullmatch(given):
+        raise Unauthorized(f"wrong {SIGNATURE_HEADER}: not the base64 of an HMAC-SHA256")
+    return given
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _invalid_reply_token(exc: SendError) -> bool:
@@ -256,7 +285,7 @@ def _action(item: Any) -> dict[str, Any]:
 # -- event parsers: each fills in an Event from its LINE webhook event ------------------------------
 
 def _message(event: Event, raw: dict[str, Any]) -> None:
-    message = raw.get("message") if isinstance(raw.get("message"), dict) else {}
+    message = _dict(raw.get("message"))
     kind = message.get("type")
     event.data.update(message_id=message.get("id"), quote_token=message.get("quoteToken"))
     if kind == "text":
@@ -281,7 +310,7 @@ def _message(event: Event, raw: dict[str, Any]) -> None:
 
 
 def _postback(event: Event, raw: dict[str, Any]) -> None:
-    postback = raw.get("postback") if isinstance(raw.get("postback"), dict) else {}
+    postback = _dict(raw.get("postback"))
     event.type, event.payload = "payload", postback.get("data")
     if postback.get("params"):
         event.data["params"] = postback["params"]
@@ -295,8 +324,8 @@ def _typed(kind: str, **fields: Callable[[dict[str, Any]], Any]) -> Callable[[Ev
     return parse
 
 
-def _members(group: str) -> Callable[[dict[str, Any]], list[str]]:
-    def read(raw: dict[str, Any]) -> list[str]:
+def _members(group: str) -> Callable[[dict[str, Any]], list[str | None]]:
+    def read(raw: dict[str, Any]) -> list[str | None]:
         members = (raw.get(group) or {}).get("members") or []
         return [m.get("userId") for m in members if isinstance(m, dict)]
     return read

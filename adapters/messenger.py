@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from botkit.adapters.base import REQUIRED, Sender, require
+from botkit.adapters.guards import entry_seconds, epoch_seconds
 from botkit.adapters.meta import GraphClient, MetaAdapter, plain_id, public_url_problem, show, webhook_parser
 from botkit.core.errors import BadRequest, BotkitError, ConfigError
 from botkit.core.events import Event
@@ -25,12 +26,15 @@ WEBHOOK_FIELDS = ("messages", "messaging_postbacks", "message_deliveries", "mess
 """What ``webhook set`` subscribes to by default; add ``message_echoes`` with ``--fields`` if you want them."""
 MAX_QUICK_REPLIES = 13
 MAX_BUTTONS = 3
+REPLAY_WINDOW = 48 * 3600
+"""Meta retries a failed delivery "with decreasing frequency over the next 36 hours"; 12 hours of margin."""
 
 
 class MessengerAdapter(MetaAdapter):
     platform = "messenger"
     object_type = "page"
-    settings_schema = {"access_token": REQUIRED, "app_secret": REQUIRED, "verify_token": REQUIRED, "app_id": None}
+    settings_schema = {"access_token": REQUIRED, "app_secret": REQUIRED, "verify_token": REQUIRED, "app_id": None,
+                       "replay_window": REPLAY_WINDOW}
 
     def __init__(self, name: str, settings: Mapping[str, Any], bot: Any) -> None:
         super().__init__(name, settings, bot)
@@ -48,18 +52,24 @@ class MessengerAdapter(MetaAdapter):
     def parse(self, request: Request) -> list[Event]:
         events: list[Event] = []
         for entry in self.entries(request.body):
+            found: list[Event] = []
             messaging = require(entry.get("messaging", []), list, "entry[].messaging")
             standby = require(entry.get("standby", []), list, "entry[].standby")
             if not messaging and not standby:  # e.g. page feed "changes": still delivered, typed unknown
-                events.append(Event(self.platform, "unknown", NO_USER_KEY, raw=entry))
+                found.append(Event(self.platform, "unknown", NO_USER_KEY, raw=entry))
             for item in messaging:
-                events.append(self._event(require(item, dict, "entry[].messaging[]")))
+                found.append(self._event(require(item, dict, "entry[].messaging[]")))
             for item in standby:  # another app owns the thread (handover protocol): seen, not for answering
                 event = self._event(require(item, dict, "entry[].standby[]"))
                 event.data["original_type"] = event.type
                 event.type = "standby"
-                events.append(event)
-        return events
+                found.append(event)
+            entry_time = entry_seconds(entry.get("time"))
+            for event in found:
+                if event.timestamp is None:
+                    event.timestamp = entry_time
+            events.extend(found)
+        return self.fresh(events)
 
     def _event(self, item: dict[str, Any]) -> Event:
         psid = _id_of(item, "sender")
@@ -129,7 +139,7 @@ class MessengerAdapter(MetaAdapter):
             session_key=f"messenger:{psid}" if psid else NO_USER_KEY,
             user_id=psid,
             id=event_id,
-            timestamp=stamp / 1000 if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) else None,
+            timestamp=epoch_seconds(stamp, millis=True),
             raw=item,
             meta={"recipient": recipient},
             address={"recipient": recipient} if recipient else None,
@@ -194,7 +204,7 @@ class MessengerAdapter(MetaAdapter):
                 f"`botkit {self.name} {command}` needs the app id (App settings → Basic in the Meta dashboard); "
                 f"or set the callback URL in the dashboard and run `botkit {self.name} webhook subscribe`",
             )
-        return app_id
+        return str(app_id)
 
     def _app_token(self, app_id: str) -> str:
         """An app access token: ``<app id>|<app secret>``, as Meta documents for server-side calls."""
@@ -236,8 +246,9 @@ class MessengerSender(Sender):
     async def send_image(self, url: str, **options: Any) -> Any:
         return await self.send_message({"attachment": {"type": "image", "payload": {"url": url}}}, **options)
 
-    async def send_typing(self, on: bool = True) -> Any:
-        body = {"recipient": self._recipient(), "sender_action": "typing_on" if on else "typing_off"}
+    async def send_typing(self, on: bool = True, **options: Any) -> Any:
+        """``options`` go beside ``sender_action`` (``messaging_type``, …)."""
+        body = {"recipient": self._recipient(), "sender_action": "typing_on" if on else "typing_off", **options}
         return await self.adapter.send(body)
 
     def _recipient(self) -> dict[str, Any]:
@@ -247,7 +258,7 @@ class MessengerSender(Sender):
 
 
 def _type_attachments(event: Event, message: dict[str, Any], attachments: list[dict[str, Any]]) -> None:
-    payloads = [a.get("payload") if isinstance(a.get("payload"), dict) else {} for a in attachments]
+    payloads: list[dict[str, Any]] = [_dict(a.get("payload")) for a in attachments]
     sticker_id = message.get("sticker_id") or next((p["sticker_id"] for p in payloads if p.get("sticker_id")), None)
     if sticker_id or any(a.get("type") == "sticker" for a in attachments):
         event.type = "sticker"
@@ -258,11 +269,15 @@ def _type_attachments(event: Event, message: dict[str, Any], attachments: list[d
         event.type = MEDIA_TYPES[kind]
         event.data["url"] = payload.get("url")
     elif kind == "location":  # older clients' location shares
-        coordinates = payload.get("coordinates") or {}
+        coordinates = _dict(payload.get("coordinates"))
         event.type = "location"
         event.data.update(latitude=coordinates.get("lat"), longitude=coordinates.get("long"))
     else:
         event.data["attachment_type"] = kind
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _id_of(item: dict[str, Any], field: str) -> str | None:

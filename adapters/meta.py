@@ -17,11 +17,17 @@ from typing import Any, ClassVar
 from urllib.parse import quote, urlencode, urlsplit
 
 from botkit.adapters.base import Adapter, Route, parse_json, require, same_secret
+from botkit.adapters.guards import credential, refuse_stale
 from botkit.core.errors import BadRequest, ConfigError, Unauthorized
+from botkit.core.events import Event
 from botkit.core.requests import Reply, Request
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
+SIGNATURE_SHAPE = re.compile(r"sha256=[0-9a-f]{64}", re.IGNORECASE)
 GRAPH_API = "https://graph.facebook.com/v19.0"
+MAX_BODY_SIZE = 4 * 1024 * 1024
+"""Meta batches up to 1,000 updates in one webhook, and the WhatsApp Cloud API documents payloads of up to
+3 MB; a megabyte more for room. (The server's ``client_max_size``, 1 MiB by default, still applies.)"""
 
 
 def signature(body: bytes, app_secret: str) -> str:
@@ -29,11 +35,20 @@ def signature(body: bytes, app_secret: str) -> str:
     return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def check_signature(header: str | None, body: bytes, app_secret: str) -> None:
-    """Unauthorized unless ``header`` is Meta's signature of ``body`` (compared in constant time)."""
-    if not header:
+def signature_header(request: Request) -> str:
+    """The ``X-Hub-Signature-256`` header, lower-cased; Unauthorized when it is missing or could not be a
+    signature (this needs no body: it runs before the body is read)."""
+    header = credential(request, SIGNATURE_HEADER)
+    if header is None:
         raise Unauthorized(f"missing {SIGNATURE_HEADER}")
-    if not same_secret(header.strip().lower(), signature(body, app_secret)):
+    if not SIGNATURE_SHAPE.fullmatch(header):
+        raise Unauthorized(f"wrong {SIGNATURE_HEADER}: not sha256= and 64 hex digits")
+    return header.lower()
+
+
+def check_signature(header: str, body: bytes, app_secret: str) -> None:
+    """Unauthorized unless ``header`` is Meta's signature of ``body`` (compared in constant time)."""
+    if not same_secret(header, signature(body, app_secret)):
         raise Unauthorized(f"wrong {SIGNATURE_HEADER}: the body was changed or app_secret differs")
 
 
@@ -43,6 +58,7 @@ class MetaAdapter(Adapter):
     object_type: ClassVar[str]
     """The ``object`` of this channel's webhooks: ``page`` or ``whatsapp_business_account``."""
     default_api_base = GRAPH_API
+    max_body_size = MAX_BODY_SIZE
 
     def routes(self) -> list[Route]:
         return [Route("GET", self.path, self.handshake), Route("POST", self.path)]
@@ -59,8 +75,16 @@ class MetaAdapter(Adapter):
             return Reply.text(challenge)
         return Reply.text("hub.verify_token does not match this channel's verify_token", 403)
 
+    async def check_headers(self, request: Request) -> None:
+        signature_header(request)
+
     async def verify(self, request: Request) -> None:
-        check_signature(request.headers.get(SIGNATURE_HEADER), request.body, str(self.settings["app_secret"]))
+        check_signature(signature_header(request), request.body, str(self.settings["app_secret"]))
+
+    def fresh(self, events: list[Event]) -> list[Event]:
+        """``events``, unless the delivery is older than ``replay_window`` (Unauthorized: a replay)."""
+        refuse_stale(events, self.settings["replay_window"], self.clock())
+        return events
 
     def entries(self, body: bytes) -> list[dict[str, Any]]:
         """The ``entry`` list of a webhook body; BadRequest when the body is not this channel's."""

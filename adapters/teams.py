@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -25,6 +25,7 @@ from botkit.adapters.botframework_auth import (
     SigningKeys,
     token_url,
 )
+from botkit.adapters.guards import credential, refuse_stale
 from botkit.core.errors import BotkitError, ConfigError, SendError
 from botkit.core.events import Event
 from botkit.core.requests import Reply, Request
@@ -34,6 +35,11 @@ HERO_CARD = "application/vnd.microsoft.card.hero"
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 ACCOUNT_FIELDS = ("id", "name", "aadObjectId", "role")
 CONVERSATION_FIELDS = ("id", "name", "conversationType", "isGroup", "tenantId")
+MAX_BODY_SIZE = 512 * 1024
+"""The Bot Connector refuses activities over 256 KiB (a Teams message is at most about 100 KB); twice that."""
+REPLAY_WINDOW = 15 * 60
+"""The channel retries a failed activity within seconds; each is signed by a token that lives about an
+hour. Fifteen minutes of room (for clock skew too: keep the server's clock set by NTP)."""
 
 
 class TeamsAdapter(Adapter):
@@ -44,7 +50,9 @@ class TeamsAdapter(Adapter):
         "tenant_id": None,
         "openid_metadata_url": DEFAULT_OPENID_METADATA_URL,
         "token_url": None,
+        "replay_window": REPLAY_WINDOW,
     }
+    max_body_size = MAX_BODY_SIZE
 
     def __init__(self, name: str, settings: Mapping[str, Any], host: ChannelHost) -> None:
         super().__init__(name, settings, host)
@@ -73,15 +81,21 @@ class TeamsAdapter(Adapter):
 
     # -- the webhook -------------------------------------------------------------------------------
 
+    async def check_headers(self, request: Request) -> None:
+        """All of the token that needs no body (signature, issuer, audience, expiry), before it is read."""
+        await self.verifier.verify(credential(request, "Authorization"))
+
     async def verify(self, request: Request) -> None:
         """The token first (nothing about the body is revealed to an unauthenticated caller), then
         that the token was issued for this activity's serviceUrl and channel."""
-        token = await self.verifier.verify(request.headers.get("Authorization"))
+        token = await self.verifier.verify(credential(request, "Authorization"))
         activity = _activity(request.body)
         token.check_activity(activity["serviceUrl"], _str(activity.get("channelId")))
 
     def parse(self, request: Request) -> list[Event]:
-        return [self._event(_activity(request.body))]
+        events = [self._event(_activity(request.body))]
+        refuse_stale(events, self.settings["replay_window"], self.clock())
+        return events
 
     def respond(self, events: list[Event], request: Request, inband: list[Any], outcomes: list[Outcome]) -> Reply:
         """An invoke expects a JSON answer; an Adaptive Card ``Action.Execute`` one in the card-action shape."""
@@ -164,8 +178,9 @@ class TeamsSender(Sender):
         """``options`` are activity fields (``textFormat``, ``attachments``, ``entities``, …)."""
         return await self.send_activity({"text": text, **options})
 
-    async def send_typing(self) -> Any:
-        return await self.send_activity({"type": "typing"})
+    async def send_typing(self, **options: Any) -> Any:
+        """``options`` are activity fields."""
+        return await self.send_activity({"type": "typing", **options})
 
     async def send_image(
         self, url: str, caption: str | None = None, *, content_type: str | None = None, name: str | None = None, **options: Any
@@ -306,7 +321,7 @@ PARSERS: dict[str, Callable[[Event, dict[str, Any]], None]] = {
 
 
 def _activity(body: bytes) -> dict[str, Any]:
-    activity = require(parse_json(body), dict, "the activity")
+    activity: dict[str, Any] = require(parse_json(body), dict, "the activity")
     require(activity.get("type"), str, "type")
     require(activity.get("serviceUrl"), str, "serviceUrl")
     conversation = require(activity.get("conversation"), dict, "conversation")
@@ -334,8 +349,9 @@ def _payload(value: Any) -> str:
     """A button's payload as a string: ours come back as ``{"payload": …}``; other values as JSON."""
     if isinstance(value, str):
         return value
-    if isinstance(value, dict) and isinstance(value.get("payload"), str):
-        return value["payload"]
+    payload = value.get("payload") if isinstance(value, dict) else None
+    if isinstance(payload, str):
+        return payload
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
@@ -374,12 +390,14 @@ def _image_type(url: str) -> str:
 
 
 def _timestamp(value: Any) -> float | None:
+    """An activity's ``timestamp`` (ISO 8601, UTC when it names no offset) in epoch seconds."""
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value).timestamp()
+        moment = datetime.fromisoformat(value)
     except ValueError:
         return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _pick(source: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:

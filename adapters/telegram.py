@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from botkit.adapters.base import REQUIRED, Adapter, Sender, parse_json, require, same_secret
+from botkit.adapters.guards import credential, epoch_seconds, refuse_stale
 from botkit.core.errors import Unauthorized
 from botkit.core.events import Event
 from botkit.core.keys import SessionKey
@@ -30,8 +31,12 @@ MEDIA_TYPES = {
     "sticker": "sticker",
 }
 NO_CHAT_KEY = "telegram:_"
-"""The session of updates that belong to no chat (polls, inline queries without a chat)."""
+"""The session of updates that name neither a chat nor a user (a poll's new state)."""
 JOINED = {"member", "administrator", "creator"}
+MAX_BODY_SIZE = 512 * 1024
+"""The Bot API publishes no maximum. The largest update is a 4,096-character message (JSON-escaped) with
+its entities, the message it replies to and its quote, an inline keyboard: under 200 KB."""
+EDITS = ("edited_message", "edited_channel_post")
 
 
 def telegram_retry_after(status: int, headers: Mapping[str, str], body: Any) -> float | None:
@@ -46,25 +51,34 @@ def telegram_retry_after(status: int, headers: Mapping[str, str], body: Any) -> 
 
 class TelegramAdapter(Adapter):
     platform = "telegram"
-    settings_schema = {"access_token": REQUIRED, "secret_token": REQUIRED}
+    settings_schema = {"access_token": REQUIRED, "secret_token": REQUIRED, "replay_window": None}
     default_api_base = "https://api.telegram.org"
+    max_body_size = MAX_BODY_SIZE
+
+    async def check_headers(self, request: Request) -> None:
+        """The secret token is all there is to check, and it is a header: no body is read without it."""
+        await self.verify(request)
 
     async def verify(self, request: Request) -> None:
-        if not same_secret(request.headers.get(SECRET_HEADER), self.settings["secret_token"]):
+        if not same_secret(credential(request, SECRET_HEADER), self.settings["secret_token"]):
             raise Unauthorized(f"missing or wrong {SECRET_HEADER}")
 
     def parse(self, request: Request) -> list[Event]:
         update = require(parse_json(request.body), dict, "the update")
         update_id = require(update.get("update_id"), int, "update_id")
-        return [self._event(update, str(update_id))]
+        events = [self._event(update, str(update_id))]
+        refuse_stale(events, self.settings["replay_window"], self.clock())
+        return events
 
     def _event(self, update: dict[str, Any], update_id: str) -> Event:
         if "message" in update or "channel_post" in update:
             message = require(update.get("message") or update.get("channel_post"), dict, "message")
             return self._message_event(message, update, update_id)
-        if "edited_message" in update:
-            message = require(update["edited_message"], dict, "edited_message")
+        edit = next((field for field in EDITS if field in update), None)
+        if edit is not None:
+            message = require(update[edit], dict, edit)
             event = self._message_event(message, update, update_id)
+            event.timestamp = epoch_seconds(message.get("edit_date")) or event.timestamp
             event.data["original_type"] = event.type
             event.type = "edited"
             return event
@@ -80,16 +94,31 @@ class TelegramAdapter(Adapter):
             change = require(update["my_chat_member"], dict, "my_chat_member")
             status = ((change.get("new_chat_member") or {}).get("status"))
             kind = "follow" if status in JOINED else "unfollow"
-            return self._new(update, update_id, kind, require(change.get("chat"), dict, "chat"), change.get("from"))
-        chat = _find_chat(update)
-        if chat is None:  # e.g. a poll's update: still delivered, to a session of its own
-            return Event(self.platform, "unknown", NO_CHAT_KEY, id=update_id, raw=update, meta={"chat_id": None})
-        return self._new(update, update_id, "unknown", chat, None)
+            event = self._new(update, update_id, kind, require(change.get("chat"), dict, "chat"), change.get("from"))
+            event.timestamp = epoch_seconds(change.get("date"))
+            return event
+        return self._other(update, update_id)
+
+    def _other(self, update: dict[str, Any], update_id: str) -> Event:
+        """An update botkit does not model, typed ``unknown``: in its chat's session; without a chat (an
+        inline query, a poll answer) in its user's, ``telegram:<user id>``, the same session as the
+        user's private chat with the bot; with neither (a poll's new state) in ``telegram:_``."""
+        kind = next((key for key in update if key != "update_id"), None)
+        value = update.get(kind) if kind is not None else None
+        chat, user = _chat_and_user(value)
+        if chat is None and user is None:
+            event = Event(self.platform, "unknown", NO_CHAT_KEY, id=update_id, raw=update, meta={"chat_id": None})
+        else:
+            event = self._new(update, update_id, "unknown", chat or user or {}, user)
+        event.data["update_type"] = kind
+        if isinstance(value, dict):
+            event.timestamp = epoch_seconds(value.get("date"))
+        return event
 
     def _message_event(self, message: dict[str, Any], update: dict[str, Any], update_id: str) -> Event:
         chat = require(message.get("chat"), dict, "message.chat")
         event = self._new(update, update_id, "unknown", chat, message.get("from"))
-        event.timestamp = message.get("date")
+        event.timestamp = epoch_seconds(message.get("date"))
         event.meta["message_id"] = message.get("message_id")
         if isinstance(message.get("text"), str):
             event.type, event.text = "text", message["text"]
@@ -107,18 +136,18 @@ class TelegramAdapter(Adapter):
             for field, kind in MEDIA_TYPES.items():
                 if field in message:
                     media = message[field]
-                    if isinstance(media, list):  # photos come in several sizes, largest last
-                        media = media[-1] if media else {}
+                    if isinstance(media, list):  # a photo comes in several sizes
+                        media = _largest(media)
                     event.type = kind
-                    event.data.update(file_id=(media or {}).get("file_id"), media=field)
+                    event.data.update(file_id=media.get("file_id") if isinstance(media, dict) else None, media=field)
                     if message.get("caption"):
                         event.text = message["caption"]
                     break
         return event
 
-    def _new(self, update: dict, update_id: str, kind: str, chat: dict, user: dict | None) -> Event:
+    def _new(self, update: dict[str, Any], update_id: str, kind: str, chat: dict[str, Any], user: Any) -> Event:
         chat_id = require(chat.get("id"), int, "chat.id")
-        user_id = (user or {}).get("id")
+        user_id = user.get("id") if isinstance(user, dict) else None
         return Event(
             platform=self.platform,
             type=kind,
@@ -186,8 +215,9 @@ class TelegramSender(Sender):
 
     send_photo = send_image
 
-    async def send_typing(self) -> Any:
-        return await self.adapter.call("sendChatAction", {"chat_id": self.chat_id, "action": "typing"})
+    async def send_typing(self, **options: Any) -> Any:
+        """``options``: sendChatAction's other parameters (``message_thread_id``, …)."""
+        return await self.adapter.call("sendChatAction", {"chat_id": self.chat_id, "action": "typing", **options})
 
     async def send_buttons(self, text: str, buttons: list[Any], **options: Any) -> Any:
         """An inline keyboard. ``buttons``: ``(title, payload)`` pairs or ``{"title", "payload"|"url"}``
@@ -210,13 +240,29 @@ def _inline_button(button: Any) -> dict[str, str]:
     return {"text": button["title"], "callback_data": button["payload"]}
 
 
-def _find_chat(update: dict[str, Any]) -> dict[str, Any] | None:
-    for value in update.values():
-        if isinstance(value, dict):
-            chat = value.get("chat")
-            if isinstance(chat, dict) and isinstance(chat.get("id"), int):
-                return chat
-            user = value.get("from")
-            if isinstance(user, dict) and isinstance(user.get("id"), int):
-                return user
-    return None
+def _chat_and_user(value: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The chat an update's object names and the user who caused it (``from``, or ``user`` in a poll
+    answer), each when it has an integer id."""
+    if not isinstance(value, dict):
+        return None, None
+    chat = value.get("chat")
+    user = value.get("from") if "from" in value else value.get("user")
+    return _with_id(chat), _with_id(user)
+
+
+def _with_id(value: Any) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) and isinstance(value.get("id"), int) and not isinstance(value.get("id"), bool) else None
+
+
+def _largest(sizes: list[Any]) -> dict[str, Any]:
+    """The largest of a photo's sizes: the Bot API lists them without promising an order."""
+    found = [size for size in sizes if isinstance(size, dict)]
+    if not found:
+        return {}
+    ranked = [(_number(size.get("width")) * _number(size.get("height")), _number(size.get("file_size")), n)
+              for n, size in enumerate(found)]
+    return found[max(ranked)[2]]  # on a full tie, the last: the order the Bot API uses in practice
+
+
+def _number(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

@@ -14,11 +14,13 @@ import hmac
 import json
 import re
 from collections.abc import Mapping
+from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from botkit.adapters.base import REQUIRED, Adapter, Sender, same_secret
-from botkit.core.errors import BadRequest, ConfigError, Unauthorized
+from botkit.adapters.base import REQUIRED, Adapter, ChannelHost, Sender, same_secret
+from botkit.adapters.guards import credential
+from botkit.core.errors import BadRequest, ConfigError, RequestRejected, Unauthorized
 from botkit.core.events import Event
 from botkit.core.keys import SessionKey
 from botkit.core.requests import Reply, Request
@@ -31,20 +33,40 @@ MEDIA_KINDS = {"image", "audio", "video"}
 WHATSAPP = "whatsapp:"
 MAX_MEDIA = 10
 """Media items one message carries at most (an MMS)."""
+MAX_BODY_SIZE = 128 * 1024
+"""Twilio's largest posts: a message Body (1,600 characters by SMS, 4,096 by WhatsApp) percent-encoded
+as UTF-8 (up to 12 bytes a character: 49 KB), ten media URLs and types, and some sixty other parameters
+(WhatsApp's profile, referral and reply fields): under 64 KB. Twice that for room."""
+MAX_FIELDS = 512
+"""Parameters a form may carry: Twilio sends fewer than a hundred."""
+SIGNATURE_SHAPE = re.compile(r"[A-Za-z0-9+/]{27}=")
+"""Base64 of the 20 bytes of an HMAC-SHA1."""
+IPNetwork = IPv4Network | IPv6Network
 
 
-def signature(url: str, params: list[tuple[str, str]], auth_token: str) -> str:
-    """Twilio's signature: base64 HMAC-SHA1, keyed with the auth token, of the URL followed by every
-    POST parameter's name and value, sorted by name (then value), as Twilio's own RequestValidator does."""
+def signed_params(params: list[tuple[str, str]]) -> str:
+    """What Twilio signs after the URL: every POST parameter's name and value, sorted by name (then
+    value), as Twilio's own RequestValidator builds it. Built once per request, whatever the URL variants."""
     values: dict[str, set[str]] = {}
     for name, value in params:
         values.setdefault(name, set()).add(value)
-    signed = url + "".join(name + value for name in sorted(values) for value in sorted(values[name]))
-    return base64.b64encode(hmac.new(auth_token.encode(), signed.encode(), hashlib.sha1).digest()).decode()
+    return "".join(name + value for name in sorted(values) for value in sorted(values[name]))
+
+
+def sign(url: str, signed: str, auth_token: str) -> str:
+    """Base64 HMAC-SHA1, keyed with the auth token, of the URL followed by ``signed_params``."""
+    digest = hmac.new(auth_token.encode(), (url + signed).encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def signature(url: str, params: list[tuple[str, str]], auth_token: str) -> str:
+    """Twilio's ``X-Twilio-Signature`` of a request to ``url`` carrying ``params``."""
+    return sign(url, signed_params(params), auth_token)
 
 
 def url_variants(url: str) -> list[str]:
-    """``url`` as it is, without and with its default port: Twilio signs either form, as its validator allows."""
+    """``url`` as it is, then without or with its default port (at most two): Twilio signs either form,
+    as its validator allows."""
     parts = urlsplit(url)
     try:
         port = parts.port
@@ -54,23 +76,54 @@ def url_variants(url: str) -> list[str]:
     host = hostport if port is None else hostport.rsplit(":", 1)[0]
     prefix = f"{userinfo}@" if userinfo else ""
     default = 443 if parts.scheme == "https" else 80
-    bare = urlunsplit(parts._replace(netloc=prefix + host))
-    ported = urlunsplit(parts._replace(netloc=f"{prefix}{host}:{port or default}"))
-    return [url] + [u for u in (bare, ported) if u != url]
+    bare = str(urlunsplit(parts._replace(netloc=prefix + host)))
+    ported = str(urlunsplit(parts._replace(netloc=f"{prefix}{host}:{port or default}")))
+    return [url] + [u for u in dict.fromkeys((bare, ported)) if u != url]
 
 
 def form_params(body: bytes) -> list[tuple[str, str]]:
+    """The form's parameters, at most ``MAX_FIELDS`` of them; BadRequest for a body that is not a form."""
     try:
-        return parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FIELDS)
     except (UnicodeDecodeError, ValueError):
         raise BadRequest("body is not a form-encoded Twilio request") from None
 
 
-def _first(header: str | None) -> str | None:
-    """The first value of a header a chain of proxies may have appended to."""
+def trusted_networks(name: str, value: Any) -> list[IPNetwork]:
+    """The ``trusted_proxies`` setting: IP addresses and CIDR blocks; ConfigError names a wrong one."""
+    setting = f"channels.{name}.trusted_proxies"
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ConfigError(setting, f'must be a list of IP addresses or CIDR blocks, like ["10.0.0.0/8"], not {value!r}')
+    networks: list[IPNetwork] = []
+    for item in value:
+        try:
+            networks.append(ip_network(str(item).strip(), strict=False))
+        except ValueError:
+            raise ConfigError(setting, f"{item!r} is not an IP address or CIDR block") from None
+    return networks
+
+
+def from_networks(remote: str | None, networks: list[IPNetwork]) -> bool:
+    """Whether the peer address ``remote`` lies in one of ``networks``."""
+    if not remote or not networks:
+        return False
+    try:
+        address = ip_address(remote.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
+
+
+def _last(header: str | None) -> str | None:
+    """The last value of a header a chain of proxies may have appended to: the one the proxy that
+    called us set (any before it may come from the client)."""
     if not header:
         return None
-    return header.split(",")[0].strip() or None
+    return header.split(",")[-1].strip() or None
 
 
 def _pascal(name: str) -> str:
@@ -82,8 +135,14 @@ class TwilioAdapter(Adapter):
     """One Twilio messaging channel; ``prefix`` marks its addresses (``whatsapp:`` or none for SMS)."""
 
     prefix: ClassVar[str] = ""
-    settings_schema = {"account_sid": REQUIRED, "auth_token": REQUIRED, "phone_number": REQUIRED, "public_url": None}
+    settings_schema = {"account_sid": REQUIRED, "auth_token": REQUIRED, "phone_number": REQUIRED, "public_url": None,
+                       "trusted_proxies": None}
     default_api_base = "https://api.twilio.com"
+    max_body_size = MAX_BODY_SIZE
+
+    def __init__(self, name: str, settings: Mapping[str, Any], host: ChannelHost) -> None:
+        super().__init__(name, settings, host)
+        self.trusted_proxies = trusted_networks(name, self.settings.get("trusted_proxies"))
 
     @classmethod
     def validate(cls, name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -98,13 +157,16 @@ class TwilioAdapter(Adapter):
         parts = urlsplit(public) if isinstance(public, str) else None
         if public is not None and not (parts and parts.scheme in ("http", "https") and parts.netloc):
             raise ConfigError(f"channels.{name}.public_url", f"must be the http(s) URL Twilio calls, not {public!r}")
+        trusted_networks(name, merged["trusted_proxies"])
         return merged
 
     # -- the webhook -------------------------------------------------------------------------------
 
     def signed_url(self, request: Request) -> str:
         """The URL Twilio signed: ``public_url`` (an origin alone gets the request's path appended, and the
-        request's query string is kept), else the request as seen behind X-Forwarded-Proto/-Host."""
+        request's query string is kept); else the request's own URL, as X-Forwarded-Proto/-Host tell it
+        when the request comes from one of ``trusted_proxies`` (from anyone else they are ignored: a
+        client could name another app's URL and replay a request Twilio signed for it)."""
         raw_path, _, query = request.raw_path.partition("?")
         public = self.settings["public_url"]
         if public:
@@ -113,21 +175,27 @@ class TwilioAdapter(Adapter):
                 parts = parts._replace(path=raw_path)
             if not parts.query and query:
                 parts = parts._replace(query=query)
-            return urlunsplit(parts)
-        scheme = _first(request.headers.get("X-Forwarded-Proto")) or request.scheme
-        host = _first(request.headers.get("X-Forwarded-Host")) or request.host
+            return str(urlunsplit(parts))
+        scheme, host = request.scheme, request.host
+        if from_networks(request.remote, self.trusted_proxies):
+            scheme = _last(request.headers.get("X-Forwarded-Proto")) or scheme
+            host = _last(request.headers.get("X-Forwarded-Host")) or host
         return f"{scheme}://{host}{request.raw_path}"
 
+    async def check_headers(self, request: Request) -> None:
+        _signature_header(request)
+
     async def verify(self, request: Request) -> None:
-        body = request.body
-        given = request.headers.get(SIGNATURE_HEADER)
-        if not given:
-            raise Unauthorized(f"missing {SIGNATURE_HEADER}")
-        params, url = form_params(body), self.signed_url(request)
-        token = self.settings["auth_token"]
-        if not any([same_secret(given.strip(), signature(u, params, token)) for u in url_variants(url)]):
+        """One pass over the form, sorted once; one HMAC per URL variant, stopping at the first match."""
+        given = _signature_header(request)
+        try:
+            signed = signed_params(form_params(request.body))
+        except RequestRejected:
+            raise Unauthorized(f"the body is not a form that {SIGNATURE_HEADER} could sign") from None
+        url, token = self.signed_url(request), self.settings["auth_token"]
+        if not any(same_secret(given, sign(variant, signed, token)) for variant in url_variants(url)):
             raise Unauthorized(f"wrong {SIGNATURE_HEADER}: the request was changed, auth_token differs, "
-                               f"or {url} is not the URL Twilio calls (set public_url)")
+                               f"or {url} is not the URL Twilio calls (set public_url, or trusted_proxies)")
 
     def parse(self, request: Request) -> list[Event]:
         form = dict(form_params(request.body))
@@ -186,9 +254,9 @@ class TwilioAdapter(Adapter):
         parser = argparse.ArgumentParser(prog=f"botkit {self.name}")
         sub = parser.add_subparsers(dest="what", required=True)
         webhook = sub.add_parser("webhook", help=f"set or show where Twilio posts {self.name} messages")
-        webhook = webhook.add_subparsers(dest="action", required=True)
-        webhook.add_parser("set", help=f"point {self.settings['phone_number']} at URL").add_argument("url")
-        webhook.add_parser("info", help="the URL Twilio posts to now")
+        actions = webhook.add_subparsers(dest="action", required=True)
+        actions.add_parser("set", help=f"point {self.settings['phone_number']} at URL").add_argument("url")
+        actions.add_parser("info", help="the URL Twilio posts to now")
         args = parser.parse_args(argv)
         result = await (self.set_webhook(args.url) if args.action == "set" else self.webhook_info())
         print(json.dumps(result, indent=2))
@@ -214,7 +282,7 @@ class TwilioSmsAdapter(TwilioAdapter):
             raise ConfigError(f"channels.{self.name}.phone_number",
                               f"{number} is not a phone number of account {self.settings['account_sid']}; "
                               "buy or port it in the Twilio Console")
-        return numbers[0]
+        return dict(numbers[0])
 
     async def set_webhook(self, url: str) -> dict[str, Any]:
         number = await self._phone_number()
@@ -249,12 +317,12 @@ class TwilioWhatsAppAdapter(TwilioAdapter):
     async def _sender(self) -> dict[str, Any]:
         """The WhatsApp sender resource of ``phone_number`` (Senders API, v2)."""
         wanted = WHATSAPP + self.settings["phone_number"]
-        path = "/v2/Channels/Senders?Channel=whatsapp&PageSize=100"
+        path: str | None = "/v2/Channels/Senders?Channel=whatsapp&PageSize=100"
         while path:
             page = await self.messaging("GET", path) or {}
             for found in page.get("senders") or []:
                 if found.get("sender_id") == wanted:
-                    return found
+                    return dict(found)
             next_url = (page.get("meta") or {}).get("next_page_url")
             path = _path_of(next_url) if next_url else None
         raise ConfigError(
@@ -297,9 +365,9 @@ class TwilioSender(Sender):
             options["content_variables"] = json.dumps(dict(variables))
         return await self._create("", content_sid=content_sid, **options)
 
-    async def send_typing(self) -> Any:
+    async def send_typing(self, **options: Any) -> Any:
         """WhatsApp's typing indicator on the message being answered (it also marks it read). SMS has none,
-        and neither has a message the bot starts: then this does nothing."""
+        and neither has a message the bot starts: then this does nothing. ``options`` take nothing yet."""
         if not isinstance(self.adapter, TwilioWhatsAppAdapter) or not self.reply_to:
             return None
         return await self.adapter.messaging("POST", "/v2/Indicators/Typing.json",
@@ -314,6 +382,17 @@ class TwilioSender(Sender):
             for item in value if isinstance(value, (list, tuple)) else [value]:
                 params.append((_pascal(name), str(item)))
         return await self.adapter.create_message(params)
+
+
+def _signature_header(request: Request) -> str:
+    """``X-Twilio-Signature``; Unauthorized when it is missing or could not be a signature (this needs no
+    body: it runs before the body is read)."""
+    given = credential(request, SIGNATURE_HEADER)
+    if given is None:
+        raise Unauthorized(f"missing {SIGNATURE_HEADER}")
+    if not SIGNATURE_SHAPE.fullmatch(given):
+        raise Unauthorized(f"wrong {SIGNATURE_HEADER}: not the base64 of an HMAC-SHA1")
+    return given
 
 
 def _fill(event: Event, form: dict[str, str]) -> None:

@@ -196,6 +196,9 @@ class WebAdapter(Adapter):
         """``GET /api/events``: a ``text/event-stream`` of the messages the bot starts (same bearer token)."""
         visitor = await self._authorize(request)
         queue = self.hub.subscribe(visitor.session_id)
+        topic = _topic(visitor.session_id)
+        if not self.host.bus.listening(topic):
+            self.host.bus.subscribe(topic, lambda message: self._to_pages(visitor.session_id, message))
 
         async def chunks() -> Any:
             try:
@@ -203,6 +206,9 @@ class WebAdapter(Adapter):
                     yield chunk
             finally:
                 self.hub.unsubscribe(visitor.session_id, queue)
+                if not self.hub.open_streams(visitor.session_id):
+                    for listener in self.host.bus.listeners(topic):
+                        self.host.bus.unsubscribe(topic, listener)
 
         return Reply(content_type="text/event-stream", body=b"", stream=chunks(),
                      headers={"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"})
@@ -330,20 +336,31 @@ class WebAdapter(Adapter):
 
     def sender(self, event: Event, inband: list[Any] | None = None) -> WebSender:
         """A chat request's messages go back in its answer."""
-        if inband is None:
-            return self.push_sender(event.session_key, event.address)
+        if inband is None:  # the chat request answered already: to the session's open pages
+            return WebSender(functools.partial(self._publish, SessionKey(event.session_key).ident), self.clock)
         return WebSender(inband.append, self.clock)
 
     def push_sender(self, session_key: str, address: Mapping[str, Any] | None) -> WebSender:
         """Messages the bot starts go to the session's open pages; the history keeps them either way."""
         session_id = SessionKey(session_key).ident
 
-        def deliver(message: Message) -> None:
+        async def deliver(message: Message) -> None:
             if not address or not address.get("token_hash"):
                 raise BotkitError(f"{session_key} is not an open web session (sessions start with POST /api/session)")
-            self.hub.publish(session_id, message)
+            await self._publish(session_id, message)
 
         return WebSender(deliver, self.clock)
+
+    async def _publish(self, session_id: str, message: Message) -> None:
+        await self.host.bus.publish(_topic(session_id), message)
+
+    def _to_pages(self, session_id: str, message: Message) -> None:
+        self.hub.publish(session_id, message)
+
+    async def deliver_late(self, event: Event, inband: list[Any]) -> None:
+        """A slow handler's messages reach the session's open pages through its event stream."""
+        for message in inband:
+            await self._publish(SessionKey(event.session_key).ident, message)
 
     # -- life cycle ----------------------------------------------------------------------------------
 
@@ -353,6 +370,11 @@ class WebAdapter(Adapter):
 
     async def stop(self) -> None:
         self.hub.close()
+
+
+def _topic(session_id: str) -> str:
+    """The live-bus topic of a web session's open pages, whichever process holds their streams."""
+    return f"web:{session_id}"
 
 
 def _holds(session: Session, hashed: str) -> bool:

@@ -6,7 +6,7 @@
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from botkit.adapters.base import Sender
@@ -18,39 +18,41 @@ class WebSender(Sender):
     """Hands each message to ``deliver``: a list collecting the answer to a chat request, or the open
     pages of a session for a message the bot starts."""
 
-    def __init__(self, deliver: Callable[[Message], None], clock: Callable[[], float]) -> None:
+    def __init__(self, deliver: Callable[[Message], Awaitable[None] | None], clock: Callable[[], float]) -> None:
         self.deliver = deliver
         self.clock = clock
 
-    def _send(self, message: Message) -> Message:
+    async def _send(self, message: Message) -> Message:
         message["at"] = self.clock()
-        self.deliver(message)
+        delivered = self.deliver(message)
+        if delivered is not None:
+            await delivered
         return message
 
     async def send_text(self, text: str, **options: Any) -> Message:
         """Platform options of other channels (``parse_mode``, …) are accepted and ignored."""
-        return self._send({"type": "text", "text": _text(text)})
+        return await self._send({"type": "text", "text": _text(text)})
 
     async def send_quick_replies(self, text: str, replies: list[Any], **options: Any) -> Message:
         """``replies``: strings (title and payload alike), ``(title, payload)`` pairs or
         ``{"title", "payload"}`` dicts. The page shows them under the message until the user answers."""
-        return self._send({"type": "quick_replies", "text": _text(text), "replies": [_choice(r, links=False) for r in replies]})
+        return await self._send({"type": "quick_replies", "text": _text(text), "replies": [_choice(r, links=False) for r in replies]})
 
     async def send_buttons(self, text: str, buttons: list[Any], **options: Any) -> Message:
         """``buttons``: ``(title, payload)`` pairs or ``{"title", "payload"|"url"}`` dicts; a list of them
         is a row (rows are flattened: the page wraps buttons to its width)."""
         flat = [b for item in buttons for b in (item if isinstance(item, list) else [item])]
-        return self._send({"type": "buttons", "text": _text(text), "buttons": [_choice(b, links=True) for b in flat]})
+        return await self._send({"type": "buttons", "text": _text(text), "buttons": [_choice(b, links=True) for b in flat]})
 
     async def send_image(self, url: str, caption: str | None = None, **options: Any) -> Message:
         message: Message = {"type": "image", "url": _text(url)}
         if caption is not None:
             message["caption"] = _text(caption)
-        return self._send(message)
+        return await self._send(message)
 
     send_photo = send_image
 
-    async def send_typing(self) -> None:
+    async def send_typing(self, **options: Any) -> None:
         """The page shows its own indicator while an answer is on its way."""
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from botkit.adapters.base import REQUIRED, Sender, require
+from botkit.adapters.guards import entry_seconds, epoch_seconds
 from botkit.adapters.meta import GraphClient, MetaAdapter, plain_id, public_url_problem, show, webhook_parser
 from botkit.core.errors import BadRequest, BotkitError, ConfigError
 from botkit.core.events import Event
@@ -25,6 +26,8 @@ NO_USER_KEY = "whatsapp:_"
 MEDIA_TYPES = {"image": "image", "audio": "audio", "video": "video", "document": "file", "sticker": "sticker"}
 MEDIA_FIELDS = ("id", "mime_type", "sha256", "filename", "voice", "animated")
 MAX_BUTTONS = 3
+REPLAY_WINDOW = 8 * 24 * 3600
+"""The Cloud API retries a failed delivery for up to 7 days; a day of margin."""
 
 
 def user_address(wa_id: str) -> str:
@@ -44,6 +47,7 @@ class WhatsAppCloudAdapter(MetaAdapter):
         "verify_token": REQUIRED,
         "phone_number_id": REQUIRED,
         "waba_id": None,
+        "replay_window": REPLAY_WINDOW,
     }
 
     def __init__(self, name: str, settings: Mapping[str, Any], bot: Any) -> None:
@@ -70,18 +74,22 @@ class WhatsAppCloudAdapter(MetaAdapter):
     def parse(self, request: Request) -> list[Event]:
         events: list[Event] = []
         for entry in self.entries(request.body):
+            entry_time = entry_seconds(entry.get("time"))
             changes = require(entry.get("changes", []), list, "entry[].changes")
             if not changes:
-                events.append(Event(self.platform, "unknown", NO_USER_KEY, raw=entry))
+                events.append(Event(self.platform, "unknown", NO_USER_KEY, timestamp=entry_time, raw=entry))
             for change in changes:
                 change = require(change, dict, "entry[].changes[]")
                 value = require(change.get("value"), dict, "entry[].changes[].value")
                 found = self._value_events(value) if change.get("field", "messages") == "messages" else []
-                events.extend(found or [Event(self.platform, "unknown", NO_USER_KEY, raw=change)])
-        return events
+                for event in found:
+                    if event.timestamp is None:
+                        event.timestamp = entry_time
+                events.extend(found or [Event(self.platform, "unknown", NO_USER_KEY, timestamp=entry_time, raw=change)])
+        return self.fresh(events)
 
     def _value_events(self, value: dict[str, Any]) -> list[Event]:
-        metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
+        metadata: dict[str, Any] = value["metadata"] if isinstance(value.get("metadata"), dict) else {}
         phone_number_id = str(metadata.get("phone_number_id") or self.phone_number_id)
         contacts: dict[str, dict[str, Any]] = {}
         for contact in require(value.get("contacts", []), list, "value.contacts"):
@@ -131,7 +139,7 @@ class WhatsAppCloudAdapter(MetaAdapter):
             session_key=f"whatsapp:{user}" if user else NO_USER_KEY,
             user_id=user,
             id=str(event_id) if event_id is not None else None,
-            timestamp=float(stamp) if isinstance(stamp, int) or (isinstance(stamp, str) and stamp.isdigit()) else None,
+            timestamp=epoch_seconds(stamp),
             raw=raw,
             meta={"to": user, "phone_number_id": phone_number_id},
             address={"phone_number_id": phone_number_id} if user else None,
@@ -184,7 +192,7 @@ class WhatsAppCloudAdapter(MetaAdapter):
                 f"`botkit {self.name} webhook {action}` needs the WhatsApp Business Account ID "
                 "(WhatsApp → API Setup in the Meta dashboard)",
             )
-        return waba_id
+        return str(waba_id)
 
 
 class WhatsAppCloudSender(Sender):
@@ -228,9 +236,10 @@ class WhatsAppCloudSender(Sender):
 
     send_quick_replies = send_buttons
 
-    async def send_typing(self) -> Any:
+    async def send_typing(self, **options: Any) -> Any:
         """Mark the message being answered as read and show "typing…" (until the reply, at most 25 s).
-        WhatsApp ties the indicator to a received message, so a pushed message has none: nothing is sent."""
+        WhatsApp ties the indicator to a received message, so a pushed message has none: nothing is sent.
+        ``options`` take nothing yet: the Cloud API has no other parameter for it."""
         if not self.reply_to:
             return None
         body = {"messaging_product": "whatsapp", "status": "read", "message_id": self.reply_to,
@@ -245,7 +254,8 @@ class WhatsAppCloudSender(Sender):
 
 def _type_message(event: Event, message: dict[str, Any]) -> None:
     kind = message.get("type")
-    content = message.get(kind) if isinstance(kind, str) and isinstance(message.get(kind), dict) else {}
+    found = message.get(kind) if isinstance(kind, str) else None
+    content: dict[str, Any] = found if isinstance(found, dict) else {}
     if kind == "text":
         event.type, event.text = "text", content.get("body")
     elif kind == "interactive" and content.get("type") in ("button_reply", "list_reply"):

@@ -3,6 +3,13 @@
 Answers every request with a small Bot API success; ``GET /stats`` reports how many replies arrived, so
 the runner can check that every handled webhook really sent its reply.
 
+It also reads each reply's ``chat_id`` and ``text``: the counting bot answers ``Count: N``, so each chat's
+replies since the last ``GET /reset`` should be 1, 2, … N, each once. ``GET /increments`` reports the chats,
+the replies, the *lost increments* (replies whose count repeats an earlier one of the chat: two messages
+that read the same state and both saved N) and the *gaps* (counts below the chat's highest that never
+came: a count saved whose reply never left). Bodies may be JSON (botkit, the baseline, Bottender's axios)
+or a form.
+
     python -m bench.fake_api [--port 0]     # prints the port it listens on, then serves
 """
 from __future__ import annotations
@@ -10,6 +17,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
 
 from bench.http11 import FramingError, response, take_message
 from bench.loop import install_uvloop
@@ -17,9 +28,53 @@ from bench.loop import install_uvloop
 OK = response(200, b'{"ok":true,"result":{"message_id":1,"chat":{"id":1,"type":"private"},"date":0,"text":"Count"}}')
 
 
+COUNT_PREFIX = "Count: "
+
+
 class Counter:
     def __init__(self) -> None:
         self.requests = 0
+        self.counts: dict[Any, list[int]] = {}
+        """Each chat's counts in the order their replies arrived, since the last reset."""
+        self.unparsed = 0
+        """Replies whose body had no ``chat_id`` or whose text was not ``Count: N``."""
+
+    def reply(self, body: bytes) -> None:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            payload = {key: values[-1] for key, values in parse_qs(body.decode(errors="replace")).items()}
+        try:
+            chat, text = payload["chat_id"], payload["text"]
+            count = int(text[len(COUNT_PREFIX):]) if text.startswith(COUNT_PREFIX) else None
+        except (KeyError, TypeError, AttributeError, ValueError):
+            count = None
+        if count is None:
+            self.unparsed += 1
+            return
+        counts = self.counts.get(chat)
+        if counts is None:
+            self.counts[chat] = [count]
+        else:
+            counts.append(count)
+
+    def reset(self) -> None:
+        self.counts.clear()
+        self.unparsed = 0
+
+    def increments(self) -> dict[str, Any]:
+        replies = lost = gaps = 0
+        worst: list[Any] = []
+        for chat, counts in self.counts.items():
+            distinct = len(set(counts))
+            chat_lost, chat_gaps = len(counts) - distinct, max(counts) - distinct
+            replies += len(counts)
+            lost += chat_lost
+            gaps += max(0, chat_gaps)
+            if (chat_lost or chat_gaps) and len(worst) < 3:
+                worst.append({"chat": chat, "counts": counts[:40]})
+        return {"chats": len(self.counts), "replies": replies, "lost": lost, "gaps": gaps,
+                "unparsed": self.unparsed, "examples": worst}
 
 
 class FakeApiProtocol(asyncio.Protocol):
@@ -36,17 +91,24 @@ class FakeApiProtocol(asyncio.Protocol):
         out = []
         try:
             while (message := take_message(self.buffer)) is not None:
-                out.append(self._answer(message[0]))
+                out.append(self._answer(*message))
         except FramingError:
             self.transport.close()  # type: ignore[union-attr]
             return
         if out:
             self.transport.write(b"".join(out))  # type: ignore[union-attr]
 
-    def _answer(self, head: bytes) -> bytes:
-        if head.startswith(b"GET /stats"):
-            return response(200, b'{"requests":%d}' % self.counter.requests)
+    def _answer(self, head: bytes, body: bytes) -> bytes:
+        if head.startswith(b"GET "):
+            if head.startswith(b"GET /stats"):
+                return response(200, b'{"requests":%d}' % self.counter.requests)
+            if head.startswith(b"GET /increments"):
+                return response(200, orjson.dumps(self.counter.increments()))
+            if head.startswith(b"GET /reset"):
+                self.counter.reset()
+                return response(200, b'{"ok":true}')
         self.counter.requests += 1
+        self.counter.reply(body)
         return OK
 
 

@@ -9,6 +9,7 @@ performance-latency.png (latency percentiles of every row, at full load and at h
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import matplotlib.pyplot as plt
 from bench.run import RESULTS
 
 DOCS_IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
-BASELINE_COLOUR, BOTKIT_COLOUR = "#9e9e9e", "#1f77b4"
+BASELINE_COLOUR, BOTKIT_COLOUR, PEER_COLOUR = "#9e9e9e", "#1f77b4", "#ff7f0e"
 
 
 def throughput(results: dict[str, Any], out: Path) -> Path:
@@ -29,9 +30,10 @@ def throughput(results: dict[str, Any], out: Path) -> Path:
     fig, ax = plt.subplots(figsize=(9, 4.5))
     names = [row["row"] for row in rows]
     values = [row["rps"] for row in rows]
-    colours = [BASELINE_COLOUR if row["driver"] is None else BOTKIT_COLOUR for row in rows]
+    colours = [BASELINE_COLOUR if row["driver"] is None else PEER_COLOUR if row.get("peer") else BOTKIT_COLOUR
+               for row in rows]
     bars = ax.bar(names, values, color=colours)
-    for bar, row in zip(bars, rows):
+    for bar, row in zip(bars, rows, strict=True):
         label = f"{row['rps']:.0f}" + ("" if row["ratio"] is None else f"\n{100 * row['ratio']:.0f}%")
         ax.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)
     ax.set_ylabel("requests per second")
@@ -52,7 +54,7 @@ def latency(results: dict[str, Any], out: Path) -> Path:
     """Percentile curves of the main rows (the ablation rows would crowd it: they are in the table)."""
     fig, (full, half) = plt.subplots(1, 2, figsize=(11, 4.8), sharey=True)
     names = list(dict.fromkeys(run["row"] for run in results["runs"] if run["variant"] is None))
-    colours = dict(zip(names, plt.get_cmap("tab10").colors))
+    colours = dict(zip(names, itertools.cycle(plt.get_cmap("tab10").colors), strict=False))
     for run_name, ax, title in (("closed", full, "at full load (64 in flight)"), ("half", half, "at half the maximum rate")):
         shown = set()
         for run in results["runs"]:

@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,37 @@ def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
+
+
+@dataclass(frozen=True)
+class Pinning:
+    """Which cores the server under test runs on, and which the load generator and the fake API (and the
+    runner itself) run on. Children inherit their affinity: a server's ``--workers`` forks stay on its core."""
+
+    server: frozenset[int]
+    load: frozenset[int]
+
+    @classmethod
+    def choose(cls, cpus: str | None = None) -> Pinning | None:
+        """``cpus`` as ``"S,L"`` (a core each); default: the first two cores this process may use. None
+        when fewer than two are available (then nothing is pinned)."""
+        if cpus:
+            server, load = (int(part) for part in cpus.split(","))
+            return cls(frozenset({server}), frozenset({load}))
+        allowed = sorted(os.sched_getaffinity(0))
+        if len(allowed) < 2:
+            return None
+        return cls(frozenset({allowed[0]}), frozenset({allowed[1]}))
+
+    def describe(self) -> dict[str, list[int]]:
+        return {"server": sorted(self.server), "load": sorted(self.load)}
+
+
+def on_cores(cpus: frozenset[int] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that pins the child (before it runs, so its forks inherit the pinning)."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
 
 
 @dataclass
@@ -69,10 +101,14 @@ class Child:
             return ""
 
 
-def spawn(name: str, argv: list[str], logs: Path) -> Child:
+def spawn(name: str, argv: list[str], logs: Path, *, cpus: frozenset[int] | None = None, cwd: Path | None = None,
+          env: Mapping[str, str] | None = None) -> Child:
+    """Start ``argv`` with its output in ``logs/<name>.log``, on ``cpus`` when given; ``env`` is added to
+    the bench children's environment."""
     log = logs / f"{name}.log"
     out = log.open("wb")
-    process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=child_env(), cwd=REPO)
+    process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=child_env() | dict(env or {}),
+                               cwd=cwd or REPO, preexec_fn=on_cores(cpus))
     out.close()
     return Child(name, process, log)
 
@@ -94,6 +130,20 @@ def wait_healthy(child: Child, url: str, timeout: float = 30.0) -> None:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{child.name} was not healthy at {url} within {timeout}s:\n{child.tail()}")
+
+
+def wait_listening(child: Child, port: int, timeout: float = 30.0) -> None:
+    """For a server without a health URL (a peer framework's): wait until its port accepts connections."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            raise RuntimeError(f"{child.name} exited with status {child.process.returncode}:\n{child.tail()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{child.name} did not listen on port {port} within {timeout}s:\n{child.tail()}")
 
 
 def get_json(url: str) -> object:

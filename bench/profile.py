@@ -79,7 +79,7 @@ def record(row: Row, seconds: float, rate: int, svg: Path | None, top: int) -> s
 
 
 def main(argv: list[str] | None = None) -> int:
-    rows = {row.name: row for row in [Row(None)] + MAIN_ROWS + ABLATION_ROWS}
+    rows = {row.name: row for row in [Row(None), *MAIN_ROWS, *ABLATION_ROWS]}
     parser = argparse.ArgumentParser(prog="python -m bench.profile")
     parser.add_argument("--row", default="memory", choices=sorted(rows))
     parser.add_argument("--seconds", type=float, default=8.0)

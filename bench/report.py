@@ -24,7 +24,8 @@ def summarise(rows: list[Row], runs: list[dict[str, Any]], skipped: dict[str, st
     summary = []
     for row in baselines + rows:
         mine = [run for run in runs if run["row"] == row.name]
-        entry: dict[str, Any] = {"row": row.name, "driver": row.driver, "workers": row.workers, "variant": row.variant}
+        entry: dict[str, Any] = {"row": row.name, "driver": row.driver, "workers": row.workers, "variant": row.variant,
+                                 "peer": row.peer}
         if row.name in skipped or not mine:
             entry["status"] = skipped.get(row.name, "not run")
             summary.append(entry)
@@ -46,9 +47,31 @@ def summarise(rows: list[Row], runs: list[dict[str, Any]], skipped: dict[str, st
             replies_per_request=_median(run["closed"]["replies_per_request"] for run in mine),
             other_cpu_cores=max(run["closed"]["other_cpu_cores"] for run in mine),
             errors=sum(run["closed"]["requests"] - run["closed"]["ok"] for run in mine),
+            increments=_increments(mine),
         )
         summary.append(entry)
     return summary
+
+
+def _increments(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The counts the row's replies carried, summed over its runs; None where they are not checked (the
+    baseline's ×N processes count apart) or the runs predate the check."""
+    found = [run["increments"] for run in runs if run.get("increments", {}).get("checked")]
+    if not found:
+        return None
+    return {key: sum(tally[key] for tally in found) for key in ("replies", "lost", "gaps", "unparsed")}
+
+
+def _lost(increments: dict[str, Any] | None) -> str:
+    if increments is None:
+        return "–"
+    replies, lost = increments["replies"], increments["lost"]
+    text = "0" if lost == 0 else f"{lost} ({100 * lost / max(1, replies):.1f}%)"
+    if increments["gaps"]:
+        text += f", {increments['gaps']} gaps"
+    if increments["unparsed"]:
+        text += f", {increments['unparsed']} replies unread"
+    return text
 
 
 def _fmt(value: float | None, pattern: str) -> str:
@@ -58,12 +81,13 @@ def _fmt(value: float | None, pattern: str) -> str:
 def table(rows: list[dict[str, Any]]) -> str:
     """The results as a Markdown table (the form docs/performance.md holds)."""
     lines = [
-        "| row | req/s | p50 ms | p99 ms | vs baseline | p99 ms at half rate | server CPU µs/req | peak RSS MB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| row | req/s | p50 ms | p99 ms | vs baseline | p99 ms at half rate | server CPU µs/req | peak RSS MB "
+        "| lost increments |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         if row["status"] != "ok":
-            lines.append(f"| {row['row']} | {row['status']} | | | | | | |")
+            lines.append(f"| {row['row']} | {row['status']} | | | | | | | |")
             continue
         ratio = "–" if row["ratio"] is None else f"{100 * row['ratio']:.0f}%"
         half = "–" if row["half_p99_ms"] is None else f"{row['half_p99_ms']:.1f} (at {row['half_rate']:.0f}/s)"
@@ -73,7 +97,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             cpu += f" (+{row['store_cpu_us_per_request']:.0f} in {row['driver']})"
         lines.append(
             f"| {row['row']} | {row['rps']:.0f}{errors} | {_fmt(row['p50_ms'], '.1f')} | {_fmt(row['p99_ms'], '.1f')} "
-            f"| {ratio} | {half} | {cpu} | {row['peak_rss_mb']:.0f} |")
+            f"| {ratio} | {half} | {cpu} | {row['peak_rss_mb']:.0f} | {_lost(row.get('increments'))} |")
     return "\n".join(lines)
 
 
@@ -105,8 +129,12 @@ def _verdict(what: str, met: bool, figure: str) -> str:
 def print_table(results: dict[str, Any]) -> None:
     m = results["machine"]
     s = results["settings"]
-    print(f"\n{m['cpu']}, {m['nproc']} cores, Python {m['python']}; {s['users']} users, {s['connections']} in flight, "
-          f"{s['warmup']:g}+{s['duration']:g} s per run\n")
+    pinning = s.get("pinning")
+    pinned = (f"server pinned to core {','.join(map(str, pinning['server']))}, load generator and fake API to "
+              f"{','.join(map(str, pinning['load']))}" if pinning else "not pinned")
+    node = f", Node {m['node']}" if m.get("node") else ""
+    print(f"\n{m['cpu']}, {m['nproc']} cores, Python {m['python']}{node}; {s['users']} users, {s['connections']} in flight, "
+          f"{s['warmup']:g}+{s['duration']:g} s per run; {pinned}\n")
     print(table(results["rows"]))
     idle = results.get("idle_sessions")
     if idle:

@@ -2,12 +2,18 @@
 
     python -m bench                       # the whole table (about 8 minutes), JSON in bench/results/
     python -m bench --rows memory --duration 5 --no-idle      # a quick look at one row
+    python -m bench --peers               # adds Bottender running the same bot (Node.js and npm needed)
 
 Each run starts its server afresh (``botkit start --config <generated>`` or the baseline), loads it for
 ``--warmup`` + ``--duration`` seconds with ``--connections`` requests in flight from ``--users`` users
 (closed loop: the maximum throughput), then sends half that rate for the same time (open loop: the
 latency a server has with headroom). Baselines run before and after every row; a row's ratio is its
 throughput over the mean of the two baselines beside it, so drift on the machine cancels out.
+
+Every server under test (the baseline too) runs pinned to one core, the load generator, the fake API and
+this runner to another (``--no-pin`` to let the scheduler place them), so that a row's figures and its
+ratio measure the same split of the machine on every run. The fake API checks the counting bot's replies:
+each chat's counts must come 1, 2, … N with no repeat (a lost increment) and no gap.
 """
 from __future__ import annotations
 
@@ -26,9 +32,9 @@ from typing import Any
 
 import orjson
 
-from bench import procs
+from bench import peers, procs
 from bench.report import print_table, summarise
-from bench.scenarios import ABLATION_ROWS, MAIN_ROWS, SECRET, Row, clean_store, server_argv, unavailable
+from bench.scenarios import ABLATION_ROWS, MAIN_ROWS, PEER_ROWS, SECRET, Row, clean_store, server_launch, unavailable
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STORE_PROCESSES = {"redis": ("redis-server",), "postgres": ("postgres",)}
@@ -47,37 +53,61 @@ class Settings:
 
 
 class Bench:
-    def __init__(self, settings: Settings, logs: Path) -> None:
+    def __init__(self, settings: Settings, logs: Path, pinning: procs.Pinning | None = None) -> None:
         self.settings = settings
         self.logs = logs
+        self.pinning = pinning
         self.api_port = procs.free_port()
-        self.api = procs.spawn("fake_api", procs.python("bench.fake_api", "--port", str(self.api_port)), logs)
+        self.api = procs.spawn("fake_api", procs.python("bench.fake_api", "--port", str(self.api_port)), logs,
+                               cpus=self.load_cpus)
         self.api_base = f"http://127.0.0.1:{self.api_port}"
         procs.wait_healthy(self.api, self.api_base + "/stats")
 
     def close(self) -> None:
         self.api.stop()
 
+    @property
+    def server_cpus(self) -> frozenset[int] | None:
+        return self.pinning.server if self.pinning else None
+
+    @property
+    def load_cpus(self) -> frozenset[int] | None:
+        return self.pinning.load if self.pinning else None
+
     def replies(self) -> int:
         return int(procs.get_json(self.api_base + "/stats")["requests"])  # type: ignore[index]
 
+    def increments(self) -> dict[str, Any]:
+        return procs.get_json(self.api_base + "/increments")  # type: ignore[return-value]
+
     def measure(self, row: Row, *, half: bool) -> dict[str, Any]:
-        """One run of one row: start its server, closed loop, open loop at half rate, stop."""
+        """One run of one row: start its server, closed loop, open loop at half rate, stop; then the
+        counts its replies carried (both loads, one server: each chat's counts go on from one to the next)."""
         port = procs.free_port()
         with tempfile.TemporaryDirectory(prefix="botkit-bench-") as workdir:
             clean_store(row.driver)
-            server = procs.spawn(f"server-{port}", server_argv(row, Path(workdir), port, self.api_base), self.logs)
+            procs.get_json(self.api_base + "/reset")
+            launch = server_launch(row, Path(workdir), port, self.api_base)
+            server = procs.spawn(f"server-{port}", launch.argv, self.logs, cpus=self.server_cpus, cwd=launch.cwd,
+                                 env=launch.env)
             try:
-                procs.wait_healthy(server, f"http://127.0.0.1:{port}/healthz")
+                if launch.healthz:
+                    procs.wait_healthy(server, f"http://127.0.0.1:{port}/healthz")
+                else:
+                    procs.wait_listening(server, port)
                 url = f"http://127.0.0.1:{port}/webhooks/telegram"
                 result: dict[str, Any] = {"row": row.name, "driver": row.driver, "workers": row.workers,
-                                          "variant": row.variant, "closed": self.quiet_load(server, row, url)}
+                                          "variant": row.variant, "peer": row.peer,
+                                          "closed": self.quiet_load(server, row, url)}
                 if half and result["closed"]["rps"] > 0:
                     result["half"] = self.quiet_load(server, row, url, rate=result["closed"]["rps"] / 2)
                 result["peak_rss_bytes"] = server.peak_rss()
             finally:
                 server.stop()
                 clean_store(row.driver)
+        result["increments"] = self.increments()
+        # The baseline's ×N processes each count in their own dict: its repeats there are not lost updates.
+        result["increments"]["checked"] = not (row.is_baseline and row.workers > 1)
         if server.process.returncode not in (0, -15):
             result["exit_status"] = server.process.returncode
         return result
@@ -124,7 +154,7 @@ class Bench:
         if rate is not None:
             argv += ["--rate", f"{rate:.1f}"]
         done = subprocess.run(argv, capture_output=True, env=procs.child_env(), cwd=procs.REPO,
-                              timeout=s.warmup + s.duration + 60)
+                              timeout=s.warmup + s.duration + 60, preexec_fn=procs.on_cores(self.load_cpus))
         if done.returncode != 0:
             raise RuntimeError(f"the load generator failed:\n{done.stderr.decode(errors='replace')}")
         return orjson.loads(done.stdout)
@@ -163,7 +193,7 @@ def idle_sessions(count: int) -> dict[str, Any]:
     return orjson.loads(done.stdout)
 
 
-def machine() -> dict[str, Any]:
+def machine(with_peers: bool = False) -> dict[str, Any]:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), "unknown")
     packages = {}
@@ -172,19 +202,24 @@ def machine() -> dict[str, Any]:
             packages[name] = version(name)
         except PackageNotFoundError:
             packages[name] = None
-    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
-            "kernel": platform.release(), "packages": packages}
+    found = {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
+             "kernel": platform.release(), "packages": packages}
+    if with_peers:
+        found["node"] = peers.node_version()
+        found["packages"]["bottender"] = peers.installed_version()
+    return found
 
 
-def selected_rows(names: str | None, ablations: bool) -> list[Row]:
-    rows = MAIN_ROWS + (ABLATION_ROWS if ablations else [])
+def selected_rows(names: str | None, ablations: bool, with_peers: bool = False) -> list[Row]:
+    """The main rows (and the ablation or peer rows), or the rows named, in table order."""
+    everything = [*MAIN_ROWS, *ABLATION_ROWS, *PEER_ROWS]
     if not names:
-        return rows
+        return [*MAIN_ROWS, *(ABLATION_ROWS if ablations else []), *(PEER_ROWS if with_peers else [])]
     wanted = {name.strip() for name in names.split(",")}
-    chosen = [row for row in MAIN_ROWS + ABLATION_ROWS if row.name in wanted]
+    chosen = [row for row in everything if row.name in wanted]
     unknown = wanted - {row.name for row in chosen}
     if unknown:
-        known = ", ".join(row.name for row in MAIN_ROWS + ABLATION_ROWS)
+        known = ", ".join(row.name for row in everything)
         raise SystemExit(f"unknown row(s) {', '.join(sorted(unknown))}; known: {known}")
     return chosen
 
@@ -193,6 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", help="comma-separated row names (default: every main row)")
     parser.add_argument("--ablations", action="store_true", help="add the rows without uvloop, orjson, with the access log")
+    parser.add_argument("--peers", action="store_true",
+                        help="add the rows of other frameworks running the same bot (Bottender 1.5.5: needs Node.js and npm)")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="do not pin the server to one core and the load generator and fake API to another")
+    parser.add_argument("--pin-cpus", metavar="S,L",
+                        help="the server's core and the load generator's (default: the first two this process may use)")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=64)
@@ -207,17 +248,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args(argv)
 
-    rows = selected_rows(args.rows, args.ablations)
+    rows = selected_rows(args.rows, args.ablations, args.peers)
     skipped = {row.name: reason for row in rows if (reason := unavailable(row))}
+    for name, reason in skipped.items():
+        print(f"bench: {name}: not available: {reason}", file=sys.stderr)
     runnable = [row for row in rows if row.name not in skipped]
     settings = Settings(args.duration, args.warmup, args.connections, args.users, not args.no_half,
                         args.max_noise, args.retries)
+    pinning = None if args.no_pin else procs.Pinning.choose(args.pin_cpus)
+    if pinning is None and not args.no_pin:
+        print("bench: fewer than two cores available: nothing is pinned", file=sys.stderr)
+    if pinning is not None:
+        os.sched_setaffinity(0, pinning.load)  # this runner, and the helpers it starts, beside the load generator
     steps = plan(runnable, settings.half) * args.repeat
-    print(f"bench: {len(steps)} runs of {args.warmup:g}+{args.duration:g} s; {len(skipped)} row(s) not available",
-          file=sys.stderr)
+    pinned = (f"server on core {','.join(map(str, sorted(pinning.server)))}, load generator and fake API on "
+              f"{','.join(map(str, sorted(pinning.load)))}" if pinning else "not pinned")
+    print(f"bench: {len(steps)} runs of {args.warmup:g}+{args.duration:g} s; {len(skipped)} row(s) not available; "
+          f"{pinned}", file=sys.stderr)
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="botkit-bench-logs-") as logs:
-        bench = Bench(settings, Path(logs))
+        bench = Bench(settings, Path(logs), pinning)
         try:
             for number, (row, half) in enumerate(steps, 1):
                 started = time.monotonic()
@@ -233,8 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv),
-        "machine": machine(),
-        "settings": vars(settings) | {"repeat": args.repeat},
+        "machine": machine(any(row.peer for row in runnable)),
+        "settings": vars(settings) | {"repeat": args.repeat, "pinning": pinning.describe() if pinning else None},
         "rows": summarise(rows, runs, skipped),
         "idle_sessions": idle,
         "runs": runs,

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import peers
+from bench.peers import Launch
 from bench.procs import python
 
 TOKEN = "123456:bench-token"
@@ -23,11 +25,13 @@ SERVICES = {"redis": ("127.0.0.1", 6379), "postgres": ("127.0.0.1", 5432)}
 
 @dataclass(frozen=True)
 class Row:
-    """One server set-up. ``variant`` names a launch variant (see bench.launch) for ablation rows."""
+    """One server set-up. ``variant`` names a launch variant (see bench.launch) for ablation rows; ``peer``
+    another framework running the same bot (see bench.peers), ``driver`` then naming its session driver."""
 
     driver: str | None  # None: the no-framework baseline
     workers: int = 1
     variant: str | None = None
+    peer: str | None = None
 
     @property
     def is_baseline(self) -> bool:
@@ -35,7 +39,7 @@ class Row:
 
     @property
     def name(self) -> str:
-        name = "baseline" if self.is_baseline else self.driver
+        name = self.peer or ("baseline" if self.is_baseline else self.driver)
         if self.variant:
             name += f" ({self.variant})"
         return f"{name} ×{self.workers}" if self.workers > 1 else name
@@ -47,12 +51,17 @@ MAIN_ROWS = [Row("memory"), Row("file"), Row("redis"), Row("postgres"),
 ABLATION_ROWS = [Row("memory", variant="access log"), Row("memory", variant="no history"),
                  Row("memory", variant="no uvloop"), Row("memory", variant="stdlib json"),
                  Row("memory", variant="default gc"), Row(None, variant="gc tuned")]
+PEER_ROWS = [Row("memory", peer="bottender"), Row("memory", peer="bottender", variant="answer first")]
+"""Bottender 1.5.5 on its memory session driver: answering the webhook once the bot has run (``sync``, as
+botkit and the baseline do), and as Bottender does by default for Telegram (200 first, the bot after)."""
 CONFIG_VARIANTS = {"access log", "no history"}
 """Variants made in the generated bot.config.py; the others are bench.launch's."""
 
 
 def unavailable(row: Row) -> str | None:
     """Why the row cannot run on this checkout and machine, or None when it can."""
+    if row.peer:
+        return peers.unavailable(row.peer)
     if row.workers > 1 and importlib.util.find_spec("botkit.shell.workers") is None:
         return "--workers not available (botkit/workers.py not written yet)"
     if row.driver in ("redis", "postgres"):
@@ -101,11 +110,20 @@ def write_config(row: Row, workdir: Path, port: int, api_base: str) -> Path:
     return path
 
 
+def server_launch(row: Row, workdir: Path, port: int, api_base: str) -> Launch:
+    if row.peer == "bottender":
+        return peers.bottender(port, api_base, TOKEN, max_size=store_settings("memory", workdir)["max_size"],
+                               sync=row.variant != "answer first")
+    return Launch(server_argv(row, workdir, port, api_base))
+
+
 def server_argv(row: Row, workdir: Path, port: int, api_base: str) -> list[str]:
+    """The command of a baseline or botkit row."""
+    assert row.peer is None, row
     if row.is_baseline:
         argv = python("bench.baseline", "--port", str(port), "--api-base", api_base, "--token", TOKEN,
                       "--secret", SECRET, "--workers", str(row.workers))
-        return argv + ["--tune-gc"] if row.variant == "gc tuned" else argv
+        return [*argv, "--tune-gc"] if row.variant == "gc tuned" else argv
     config = write_config(row, workdir, port, api_base)
     command = ["start", "--config", str(config), "--port", str(port)]
     if row.workers > 1:

@@ -208,9 +208,15 @@ def hub_signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+NO_REPLAY_WINDOW = {"replay_window": None}
+"""The fuzzer puts any number where a signed timestamp goes, and an old one is a replay (401): each channel's
+own tests check the window; here it is off, so that every signed body reaches the parser."""
+
+
 class MessengerSpec(Spec):
     def settings(self, live):
-        return {"access_token": "EAApage", "app_secret": "fb-app-secret", "verify_token": "v", "api_base": live.api.url}
+        return {"access_token": "EAApage", "app_secret": "fb-app-secret", "verify_token": "v", "api_base": live.api.url,
+                **NO_REPLAY_WINDOW}
 
     def valid(self, n):
         message = {"sender": {"id": "2468013579"}, "recipient": {"id": "1029384756"}, "timestamp": 1700000000123,
@@ -224,7 +230,7 @@ class MessengerSpec(Spec):
 class WhatsAppCloudSpec(Spec):
     def settings(self, live):
         return {"provider": "cloud", "access_token": "EAAwa", "app_secret": "wa-app-secret", "verify_token": "v",
-                "phone_number_id": "106540352242922", "api_base": live.api.url}
+                "phone_number_id": "106540352242922", "api_base": live.api.url, **NO_REPLAY_WINDOW}
 
     def valid(self, n):
         value = {"messaging_product": "whatsapp",
@@ -241,7 +247,8 @@ class WhatsAppCloudSpec(Spec):
 
 class LineSpec(Spec):
     def settings(self, live):
-        return {"access_token": "line-token", "channel_secret": "line-channel-secret", "api_base": live.api.url}
+        return {"access_token": "line-token", "channel_secret": "line-channel-secret", "api_base": live.api.url,
+                **NO_REPLAY_WINDOW}
 
     def valid(self, n):
         event = {"type": "message", "mode": "active", "timestamp": 1700000000000 + n,
@@ -284,6 +291,17 @@ class TwilioSpec(Spec):
     def bodies(self):
         return form_bodies(self.valid(1))
 
+    def signable(self, body):
+        """Twilio posts UTF-8 forms of a few dozen fields; what the channel cannot read as one it cannot
+        check a signature over (401)."""
+        from botkit.adapters.twilio import MAX_FIELDS
+
+        try:
+            parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FIELDS)
+        except (UnicodeDecodeError, ValueError):
+            return False
+        return True
+
     def sign(self, live, body):
         """Twilio's own RequestValidator over the URL and the parameters the body carries."""
         from multidict import MultiDict
@@ -316,7 +334,7 @@ class TeamsSpec(Spec):
     def settings(self, live):
         return {"app_id": TEAMS_APP_ID, "app_password": "teams-password",
                 "openid_metadata_url": f"{live.api.url}/v1/.well-known/openidconfiguration",
-                "token_url": f"{live.api.url}/botframework.com/oauth2/v2.0/token"}
+                "token_url": f"{live.api.url}/botframework.com/oauth2/v2.0/token", **NO_REPLAY_WINDOW}
 
     async def prepare_api(self, live):
         from jwt.algorithms import RSAAlgorithm

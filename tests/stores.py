@@ -266,6 +266,9 @@ def bot_folder(folder: Path, **settings: Any) -> Path:
     """Write bot.py (the counter) and a bot.config.py defining ``settings``; return the config's path."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "bot.py").write_text(COUNTER_BOT)
+    from tests.support import with_test_defaults
+
+    settings = with_test_defaults(dict(settings))
     settings.setdefault("initial_state", {"count": 0})
     lines = ['app = "bot:app"'] + [f"{name} = {value!r}" for name, value in settings.items()]
     config = folder / "bot.config.py"

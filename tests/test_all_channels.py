@@ -8,6 +8,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.support import BotProcess
+from tests.test_telegram import raw_status
 
 ROOT = Path(__file__).resolve().parent.parent
 CREDENTIALS = {
@@ -59,3 +60,32 @@ def test_a_listed_channel_without_its_secret_stops_start_up():
     assert result.stderr.strip() == (
         'botkit: config error: channels.line.channel_secret: missing; set it in bot.config.py '
         '(or its environment variable), or set "enabled": False')
+
+
+CREDENTIAL_HEADERS = {
+    "/webhooks/telegram": "X-Telegram-Bot-Api-Secret-Token",
+    "/webhooks/messenger": "X-Hub-Signature-256",
+    "/webhooks/line": "X-Line-Signature",
+    "/webhooks/sms": "X-Twilio-Signature",
+    "/webhooks/whatsapp": "X-Twilio-Signature",
+    "/webhooks/teams": "Authorization",
+}
+
+
+async def test_a_credential_header_of_non_ascii_bytes_is_401_on_every_channel(tmp_path):
+    """Not 400 (it used to be: reading the header raised): a credential that cannot be read fails like a wrong one."""
+    async with BotProcess(ROOT / "bot.config.py", env=CREDENTIALS) as bot:
+        for path, name in CREDENTIAL_HEADERS.items():
+            for value in (b"\xff\xfe", "é✓".encode()):
+                header = name.encode() + b": " + (b"Bearer " if name == "Authorization" else b"") + value + b"\r\n"
+                assert await raw_status(bot.port, path, header, b"{}") == 401, (path, value)
+
+
+async def test_a_wrong_credential_is_401_on_every_channel_before_the_body_arrives(tmp_path):
+    """A body that never finishes: every channel answers from the headers alone."""
+    wrong = {"X-Telegram-Bot-Api-Secret-Token": b"wrong", "X-Hub-Signature-256": b"sha256=" + b"0" * 63,
+             "X-Line-Signature": b"AAAA", "X-Twilio-Signature": b"short", "Authorization": b"Bearer not.a.jwt"}
+    async with BotProcess(ROOT / "bot.config.py", env=CREDENTIALS) as bot:
+        for path, name in CREDENTIAL_HEADERS.items():
+            for header in (b"", name.encode() + b": " + wrong[name] + b"\r\n"):
+                assert await raw_status(bot.port, path, header, b"{", length=100_000) == 401, (path, header)

@@ -13,7 +13,7 @@ from botkit.core.session import Session
 from botkit.flows.router import Flows, UnknownState
 from examples.flows.bot import flows as onboarding
 from tests.support import Served, make_config, test_bot
-from tests.test_scheduler import eventually
+from tests.support import eventually
 from tests.test_telegram import HEADERS, SECRET, TOKEN, update
 
 CHAT = 16423

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import time
 
 import orjson
 import pytest
@@ -19,7 +20,7 @@ from linebot.v3.webhooks import FollowEvent, MemberJoinedEvent, MessageEvent, Po
 
 from botkit import Bot, SendError
 from botkit.core.errors import ConfigError
-from tests.support import Served, counter, make_config
+from tests.support import Served, counter, eventually, make_config
 
 TOKEN = "line-channel-access-token"
 SECRET = "8c570fa6dd201bb328f1c1eac23a96d8"
@@ -28,6 +29,8 @@ GROUP = "Ca56f94637cc4347f90a25382909b24b"
 ROOM = "Ra8dbf4673c4c812cd491258042226c99"
 REPLY = "/v2/bot/message/reply"
 PUSH = "/v2/bot/message/push"
+NOW_MS = int(time.time() * 1000)
+"""LINE's timestamps are milliseconds; a delivery older than the replay window (a day) is refused."""
 
 
 def sign(body: bytes, secret: str = SECRET) -> str:
@@ -44,7 +47,7 @@ def source(kind: str = "user", user: str = USER) -> dict:
 
 
 def event(kind: str = "message", n: int = 1, src: dict | None = None, redelivery: bool = False, **fields) -> dict:
-    body = {"type": kind, "mode": "active", "timestamp": 1700000000000 + n,
+    body = {"type": kind, "mode": "active", "timestamp": NOW_MS + n,
             "source": src or source(), "webhookEventId": f"01HEVENT{n:018d}",
             "deliveryContext": {"isRedelivery": redelivery}}
     if kind not in ("unfollow", "leave", "memberLeft", "unsend", "things"):
@@ -62,10 +65,10 @@ def webhook(*events: dict) -> bytes:
     return orjson.dumps({"destination": "Uxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "events": list(events)})
 
 
-def line_bot(fake_api, tmp_path, handler=counter, clock=None, **http) -> Bot:
+def line_bot(fake_api, tmp_path, handler=counter, clock=None, channel: dict | None = None, **http) -> Bot:
     config = make_config(
         tmp_path,
-        channels={"line": {"access_token": TOKEN, "channel_secret": SECRET, "api_base": fake_api.url}},
+        channels={"line": {"access_token": TOKEN, "channel_secret": SECRET, "api_base": fake_api.url, **(channel or {})}},
         http={"attempts": 3, "backoff": 0.01, **http},
     )
     return Bot(config, handler=handler, **({"clock": clock} if clock else {}))
@@ -237,9 +240,14 @@ async def test_429_with_retry_after_is_retried_after_a_second(fake_api, tmp_path
     bot = line_bot(fake_api, tmp_path)
     async with Served(bot) as served:
         started = loop.time()
-        assert (await post(served, webhook(text()))).status == 200
+        assert (await post(served, webhook(text()))).status == 200  # answered first: ack_within is 1 s
+        await fake_api.wait_for(2, REPLY)
         elapsed = loop.time() - started
-        assert (await bot.store.load(f"line:{USER}"))["state"] == {"count": 1}
+        async def counted() -> bool:
+            record = await bot.store.load(f"line:{USER}")
+            return record is not None and record["state"] == {"count": 1}
+
+        await eventually(counted)
     assert [c.path for c in fake_api.calls] == [REPLY, REPLY] and elapsed >= 1.0
 
 
@@ -452,3 +460,41 @@ def test_a_listed_line_channel_without_its_secret_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError) as error:
         Bot(config, handler=counter)
     assert error.value.setting == "channels.line.channel_secret"
+
+
+# -- the security review's findings --------------------------------------------------------------------
+
+
+async def test_a_signed_delivery_older_than_the_replay_window_is_401_and_runs_nothing(fake_api, tmp_path):
+    """A redelivered event keeps the time it happened; one signed two days ago is a replay."""
+    seen, handler = recorder()
+    two_days = 2 * 86400 * 1000
+    stale = webhook(text(1, "replayed", timestamp=NOW_MS - two_days, redelivery=True))
+    late = webhook(text(2, "redelivered", timestamp=NOW_MS - 3600 * 1000, redelivery=True))
+    assert SignatureValidator(SECRET).validate(stale.decode(), sign(stale))  # LINE would have signed it so
+    async with Served(line_bot(fake_api, tmp_path, handler)) as served:
+        assert (await post(served, stale)).status == 401
+        assert (await post(served, late)).status == 200
+    async with Served(line_bot(fake_api, tmp_path, handler, channel={"replay_window": None})) as served:
+        assert (await post(served, stale)).status == 200
+    assert [e.text for e in seen] == ["redelivered", "replayed"]
+    assert seen[0].timestamp == (NOW_MS - 3600 * 1000) / 1000
+
+
+@pytest.mark.parametrize("header", [b"X-Line-Signature: \xff\xfe\r\n", b"X-Line-Signature: \xe2\x9c\x93\r\n"])
+async def test_a_signature_header_of_non_ascii_bytes_is_401_not_400(fake_api, tmp_path, header):
+    from tests.test_telegram import raw_status
+
+    seen, handler = recorder()
+    async with Served(line_bot(fake_api, tmp_path, handler)) as served:
+        assert await raw_status(served.client.port, "/webhooks/line", header, webhook(text())) == 401
+    assert seen == []
+
+
+@pytest.mark.parametrize("header", [b"", b"X-Line-Signature: too-short\r\n"])
+async def test_a_missing_or_malformed_signature_is_401_before_the_body_is_read(fake_api, tmp_path, header):
+    from tests.test_telegram import raw_status
+
+    async with Served(line_bot(fake_api, tmp_path)) as served:
+        assert await raw_status(served.client.port, "/webhooks/line", header, b'{"events": [', length=100_000) == 401
+    assert fake_api.calls == []

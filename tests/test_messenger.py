@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import hmac
 import random
+import time
 
 import orjson
 import pytest
@@ -23,6 +24,8 @@ VERIFY_TOKEN = "verify-me-please"
 PAGE_ID = "1029384756"
 PSID = "2468013579"
 PATH = "/webhooks/messenger"
+NOW_MS = int(time.time() * 1000)
+"""Meta's timestamps are milliseconds; a delivery older than the replay window (48 h) is refused."""
 
 
 def sign(body: bytes, secret: str = APP_SECRET) -> str:
@@ -33,7 +36,7 @@ def webhook(*items: dict, entries: int = 1) -> dict:
     """A page webhook: ``items`` spread over ``entries`` entries, in order."""
     size = -(-len(items) // entries) if items else 0
     return {"object": "page", "entry": [
-        {"id": PAGE_ID, "time": 1700000000000 + n, "messaging": list(items[n * size:(n + 1) * size])}
+        {"id": PAGE_ID, "time": NOW_MS + n, "messaging": list(items[n * size:(n + 1) * size])}
         for n in range(entries)]}
 
 
@@ -41,7 +44,7 @@ def message(text: str | None = "hi", psid: str = PSID, mid: str = "m_1", **field
     body = {"mid": mid, **fields}
     if text is not None:
         body["text"] = text
-    return {"sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": 1700000000123, "message": body}
+    return {"sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": NOW_MS + 123, "message": body}
 
 
 def messenger_bot(fake_api, tmp_path, handler=counter, **settings) -> Bot:
@@ -162,7 +165,7 @@ def attachment(kind: str, **payload) -> dict:
     (message("hello"), "text", lambda e: e.text == "hello" and e.id == "m_1"),
     (message("Red", quick_reply={"payload": "PICK_RED"}), "payload",
      lambda e: e.payload == "PICK_RED" and e.data["title"] == "Red" and e.text is None),
-    ({"sender": {"id": PSID}, "recipient": {"id": PAGE_ID}, "timestamp": 1700000000123,
+    ({"sender": {"id": PSID}, "recipient": {"id": PAGE_ID}, "timestamp": NOW_MS + 123,
       "postback": {"mid": "m_pb", "title": "Start", "payload": "GET_STARTED"}}, "payload",
      lambda e: e.payload == "GET_STARTED" and e.data["title"] == "Start" and e.id == "m_pb"),
     (attachment("image", url="https://cdn.example/cat.jpg"), "image", lambda e: e.data["url"] == "https://cdn.example/cat.jpg"),
@@ -179,13 +182,13 @@ def attachment(kind: str, **payload) -> dict:
      "sticker", lambda e: e.data["sticker_id"] == 767226160478561),
     (attachment("fallback", url="https://example.com/shared", title="A page"), "unknown",
      lambda e: e.data["attachment_type"] == "fallback"),
-    ({"sender": {"id": PSID}, "recipient": {"id": PAGE_ID}, "timestamp": 1700000000123,
+    ({"sender": {"id": PSID}, "recipient": {"id": PAGE_ID}, "timestamp": NOW_MS + 123,
       "referral": {"ref": "spring-sale", "source": "SHORTLINK", "type": "OPEN_THREAD"}}, "referral",
-     lambda e: e.data["ref"] == "spring-sale" and e.id == f"referral:1700000000123:{PSID}"),
-    ({"sender": {"id": PSID}, "recipient": {"id": PAGE_ID}, "timestamp": 1700000000123,
+     lambda e: e.data["ref"] == "spring-sale" and e.id == f"referral:{NOW_MS + 123}:{PSID}"),
+    ({"sender": {"id": PSID}, "recipient": {"id": PAGE_ID}, "timestamp": NOW_MS + 123,
       "optin": {"type": "notification_messages", "payload": "DEALS"}}, "optin",
      lambda e: e.data["payload"] == "DEALS"),
-    ({"sender": {"id": PSID}, "recipient": {"id": PAGE_ID}, "timestamp": 1700000000123,
+    ({"sender": {"id": PSID}, "recipient": {"id": PAGE_ID}, "timestamp": NOW_MS + 123,
       "reaction": {"mid": "m_1", "action": "react", "emoji": "\u2764"}}, "unknown", lambda e: e.id is None),
 ])
 async def test_every_messaging_event_becomes_a_typed_event(fake_api, tmp_path, item, kind, check):
@@ -195,17 +198,17 @@ async def test_every_messaging_event_becomes_a_typed_event(fake_api, tmp_path, i
     [event] = seen
     assert event.type == kind and check(event)
     assert event.session_key == f"messenger:{PSID}" and event.user_id == PSID and event.raw == item
-    assert event.timestamp == 1700000000.123
+    assert event.timestamp == (NOW_MS + 123) / 1000
 
 
 async def test_echoes_and_receipts_are_typed_and_never_user_text(fake_api, tmp_path):
     seen, handler = recorder()
-    echo = {"sender": {"id": PAGE_ID}, "recipient": {"id": PSID}, "timestamp": 1700000000200,
+    echo = {"sender": {"id": PAGE_ID}, "recipient": {"id": PSID}, "timestamp": NOW_MS + 200,
             "message": {"is_echo": True, "app_id": 1517776481860111, "metadata": "bot", "mid": "m_echo", "text": "Count: 1"}}
     delivery = {"sender": {"id": PSID}, "recipient": {"id": PAGE_ID},
-                "delivery": {"mids": ["m_echo"], "watermark": 1700000000300}}
-    read = {"sender": {"id": PSID}, "recipient": {"id": PAGE_ID}, "timestamp": 1700000000500,
-            "read": {"watermark": 1700000000400}}
+                "delivery": {"mids": ["m_echo"], "watermark": NOW_MS + 300}}
+    read = {"sender": {"id": PSID}, "recipient": {"id": PAGE_ID}, "timestamp": NOW_MS + 500,
+            "read": {"watermark": NOW_MS + 400}}
     bot = messenger_bot(fake_api, tmp_path, handler)
     async with Served(bot) as served:
         assert (await post(served, webhook(echo, delivery, read))).status == 200
@@ -214,8 +217,8 @@ async def test_echoes_and_receipts_are_typed_and_never_user_text(fake_api, tmp_p
         ("echo", f"messenger:{PSID}", None, False), ("delivery", f"messenger:{PSID}", None, False),
         ("read", f"messenger:{PSID}", None, False)]
     assert seen[0].data["text"] == "Count: 1" and seen[0].data["app_id"] == 1517776481860111
-    assert seen[1].data["mids"] == ["m_echo"] and seen[1].id == f"delivery:1700000000300:{PSID}"
-    assert seen[2].id == f"read:1700000000400:{PSID}"
+    assert seen[1].data["mids"] == ["m_echo"] and seen[1].id == f"delivery:{NOW_MS + 300}:{PSID}"
+    assert seen[2].id == f"read:{NOW_MS + 400}:{PSID}"
     assert not any("text" in entry for entry in history)
 
 
@@ -380,3 +383,60 @@ def test_config_mistakes_name_the_setting(tmp_path, settings, setting):
     with pytest.raises(ConfigError) as raised:
         Bot(make_config(tmp_path, channels={"messenger": settings}), handler=counter)
     assert raised.value.setting == setting
+
+
+# -- the security review's findings --------------------------------------------------------------------
+
+
+async def test_a_signed_delivery_older_than_the_replay_window_is_401_and_runs_nothing(fake_api, tmp_path):
+    """Meta stops redelivering after 36 hours: a signed body three days old is a replay."""
+    seen, handler = recorder()
+    three_days = 3 * 86400 * 1000
+    stale = {"object": "page", "entry": [{"id": PAGE_ID, "time": NOW_MS - three_days, "messaging": [
+        {**message("replayed", mid="m_old"), "timestamp": NOW_MS - three_days}]}]}
+    day_old = {"object": "page", "entry": [{"id": PAGE_ID, "time": NOW_MS - 86400 * 1000, "messaging": [
+        {**message("redelivered", mid="m_late"), "timestamp": NOW_MS - 86400 * 1000}]}]}
+    async with Served(messenger_bot(fake_api, tmp_path, handler)) as served:
+        assert (await post(served, stale)).status == 401
+        assert (await post(served, day_old)).status == 200  # within Meta's own redelivery
+    async with Served(messenger_bot(fake_api, tmp_path, handler, replay_window=None)) as served:
+        assert (await post(served, stale)).status == 200  # the check turned off
+    assert [e.text for e in seen] == ["redelivered", "replayed"]
+
+
+async def test_an_entry_without_messaging_takes_the_entrys_time(fake_api, tmp_path):
+    seen, handler = recorder()
+    feed = {"object": "page", "entry": [{"id": PAGE_ID, "time": NOW_MS, "changes": [{"field": "feed", "value": {}}]}]}
+    stale = {"object": "page", "entry": [{"id": PAGE_ID, "time": NOW_MS - 5 * 86400 * 1000, "changes": [{"field": "feed", "value": {}}]}]}
+    async with Served(messenger_bot(fake_api, tmp_path, handler)) as served:
+        assert (await post(served, feed)).status == 200
+        assert (await post(served, stale)).status == 401
+    [event] = seen
+    assert event.type == "unknown" and event.timestamp == NOW_MS / 1000
+
+
+@pytest.mark.parametrize("header", [b"X-Hub-Signature-256: sha256=\xff\xfe\r\n", b"X-Hub-Signature-256: \xc3\xa9\r\n"])
+async def test_a_signature_header_of_non_ascii_bytes_is_401_not_400(fake_api, tmp_path, header):
+    from tests.test_telegram import raw_status
+
+    seen, handler = recorder()
+    async with Served(messenger_bot(fake_api, tmp_path, handler)) as served:
+        assert await raw_status(served.client.port, PATH, header, orjson.dumps(webhook(message()))) == 401
+    assert seen == []
+
+
+@pytest.mark.parametrize("header", [b"", b"X-Hub-Signature-256: sha1=0123\r\n"])
+async def test_a_missing_or_malformed_signature_is_401_before_the_body_is_read(fake_api, tmp_path, header):
+    from tests.test_telegram import raw_status
+
+    async with Served(messenger_bot(fake_api, tmp_path)) as served:
+        assert await raw_status(served.client.port, PATH, header, b'{"object": "page", ', length=100_000) == 401
+    assert fake_api.calls == []
+
+
+@pytest.mark.parametrize("window", [0, -5, "48h", True])
+def test_a_replay_window_that_is_not_seconds_is_a_config_error(tmp_path, window):
+    settings = {"access_token": TOKEN, "app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN, "replay_window": window}
+    with pytest.raises(ConfigError) as raised:
+        Bot(make_config(tmp_path, channels={"messenger": settings}), handler=counter)
+    assert raised.value.setting == "channels.messenger.replay_window"

@@ -26,27 +26,13 @@ from botkit.flows.steps import run_step
 from botkit.shell.console import Console
 from botkit.storage.steps import Step
 from botkit.storage.steps.redis import RedisStepStore
-from tests.support import BotProcess, Served, make_config, test_bot
+from tests.support import BotProcess, Served, eventually, make_config, test_bot
 from tests.test_telegram import HEADERS, SECRET, TOKEN, update
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CHAT = 16423
 KEY = f"telegram:{CHAT}"
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 5.0, every: float = 0.05) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not true within {timeout}s: {check}")
-        await asyncio.sleep(every)
 
 
 @pytest.fixture

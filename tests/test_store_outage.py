@@ -15,7 +15,7 @@ from botkit.core.events import Event
 from botkit.core.sending import Sender
 from botkit.core.session import Session
 from tests.stores import FACTORIES, PrivateRedis
-from tests.support import Served, counter, make_config, test_bot
+from tests.support import Served, counter, eventually, make_config, test_bot
 
 TOKEN = "123456:ABC-test-token"
 SECRET = "s3cret-token_value"
@@ -92,6 +92,11 @@ async def test_redis_hung_or_down_answers_503_in_time_and_recovers_without_a_res
 
             platform.done.set()
             await asyncio.wait_for(asyncio.gather(*chats), 10)
+
+            async def drained() -> bool:  # what was acknowledged is in the inbox; give it its turn
+                return (await bot.inbox.stats()).depth == 0
+
+            await eventually(drained, timeout=15)
 
         assert platform.statuses("up") == {200}
         assert platform.statuses("hung") >= {503} and platform.slowest("hung") < TIMEOUT + 0.5, platform.answers

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -37,6 +38,12 @@ TOKEN_PATH = "/botframework.com/oauth2/v2.0/token"
 @pytest.fixture(scope="module")
 def rsa_keys() -> list[rsa.RSAPrivateKey]:
     return [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2)]
+
+
+def now_iso(seconds_ago: float = 0.0) -> str:
+    """An activity timestamp as the Bot Framework writes it: ISO 8601 in UTC with seven decimals."""
+    moment = datetime.now(UTC) - timedelta(seconds=seconds_ago)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
 def jwk(private_key: rsa.RSAPrivateKey, kid: str, **extra: Any) -> dict[str, Any]:
@@ -77,7 +84,7 @@ class BotFramework:
 
     def activity(self, kind: str = "message", activity_id: str = "1700000000123", **fields: Any) -> dict[str, Any]:
         body = {
-            "type": kind, "id": activity_id, "timestamp": "2024-05-01T10:00:00.123Z", "channelId": "msteams",
+            "type": kind, "id": activity_id, "timestamp": now_iso(), "channelId": "msteams",
             "serviceUrl": self.service_url, "from": USER, "recipient": BOT, "locale": "en-US",
             "conversation": {"id": CONVERSATION, "conversationType": "channel", "isGroup": True, "tenantId": TENANT},
             "channelData": {"tenant": {"id": TENANT}},
@@ -252,8 +259,9 @@ async def test_the_bot_token_is_fetched_once_for_many_sends_and_again_after_it_e
         await served.post("/webhooks/teams", json=framework.activity("message", "a1"), headers=framework.headers())
         await served.post("/webhooks/teams", json=framework.activity("message", "a2"), headers=framework.headers())
         assert framework.tokens_issued == 1
-        now[0] += 3600
-        await served.post("/webhooks/teams", json=framework.activity("message", "a3"), headers=framework.headers())
+        now[0] += 3600  # an hour later, by the bot's clock and the activity's
+        later = framework.activity("message", "a3", timestamp=now_iso(seconds_ago=-3600))
+        await served.post("/webhooks/teams", json=later, headers=framework.headers())
     assert framework.tokens_issued == 2
     calls = framework.connector_calls()
     assert len(calls) == 12
@@ -424,3 +432,67 @@ def test_a_single_tenant_bot_gets_its_token_from_its_tenant(tmp_path):
     bot = Bot(make_config(tmp_path, channels={"teams": {"app_id": APP_ID, "app_password": APP_PASSWORD, "tenant_id": TENANT}}),
               handler=counter)
     assert bot.adapters["teams"].token.url == f"https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token"
+
+
+# -- the security review's findings --------------------------------------------------------------------
+
+
+def alg_list(framework: BotFramework) -> str:
+    """A token whose header names its algorithm as a list: signed with the real key, still not RS256."""
+    now = int(time.time())
+    header = {"alg": ["RS256"], "typ": "JWT", "kid": "k1"}
+    claims = {"iss": ISSUER, "aud": APP_ID, "exp": now + 3600, "serviceurl": framework.service_url}
+    return unsigned(header, claims) + ".c2lnbmF0dXJl"
+
+
+@pytest.mark.parametrize("authorization", [
+    lambda f: b"",
+    lambda f: b"Authorization: Bearer not.a.jwt\r\n",
+    lambda f: b"Authorization: Bearer " + f.token(key=1, kid="k1").encode() + b"\r\n",  # a known kid, another key
+    lambda f: b"Authorization: Bearer " + f.token(aud="another-bots-app-id").encode() + b"\r\n",
+])
+async def test_a_token_that_fails_is_401_before_the_body_is_read(framework, tmp_path, authorization):
+    """The body never finishes arriving: every check of the token that needs no body runs first."""
+    from tests.test_telegram import raw_status
+
+    seen: list = []
+    async with Served(teams_bot(framework, tmp_path, recorder(seen))) as served:
+        status = await raw_status(served.client.port, "/webhooks/teams", authorization(framework), b'{"type": ', length=100_000)
+        assert status == 401
+    assert seen == []
+
+
+@pytest.mark.parametrize("authorization", [
+    lambda f: b"Authorization: Bearer \xff\xfe\r\n",
+    lambda f: b"Authorization: Bearer " + alg_list(f).encode() + b"\r\n",
+])
+async def test_a_malformed_token_is_401_not_400(framework, tmp_path, authorization):
+    from tests.test_telegram import raw_status
+
+    seen: list = []
+    async with Served(teams_bot(framework, tmp_path, recorder(seen))) as served:
+        body = orjson.dumps(framework.activity())
+        assert await raw_status(served.client.port, "/webhooks/teams", authorization(framework), body) == 401
+    assert seen == []
+
+
+async def test_an_activity_older_than_the_replay_window_is_401_and_runs_nothing(framework, tmp_path):
+    """A captured activity and its token, replayed after the channel's retries are long over."""
+    seen: list = []
+    async with Served(teams_bot(framework, tmp_path, recorder(seen))) as served:
+        old = framework.activity("message", "old", timestamp=now_iso(seconds_ago=40 * 60))
+        recent = framework.activity("message", "recent", timestamp=now_iso(seconds_ago=2 * 60))
+        assert (await served.post("/webhooks/teams", json=old, headers=framework.headers())).status == 401
+        assert (await served.post("/webhooks/teams", json=recent, headers=framework.headers())).status == 200
+    async with Served(teams_bot(framework, tmp_path, recorder(seen), replay_window=None)) as served:
+        assert (await served.post("/webhooks/teams", json=old, headers=framework.headers())).status == 200
+    assert [e.id for e in seen] == ["recent", "old"]
+    assert seen[0].timestamp == pytest.approx(time.time() - 120, abs=30)
+
+
+async def test_an_activity_over_the_channel_limit_is_413(framework, tmp_path):
+    seen: list = []
+    huge = framework.activity(text="x" * (600 * 1024))
+    async with Served(teams_bot(framework, tmp_path, recorder(seen))) as served:
+        assert (await served.post("/webhooks/teams", json=huge, headers=framework.headers())).status == 413
+    assert seen == []

@@ -6,6 +6,7 @@ outbound call matches the platform's API; a bad signature is 401 and runs nothin
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -26,13 +27,30 @@ def update(update_id: int = 1, chat_id: int = 16423, text: str = "hi", **extra) 
     return {"update_id": update_id, "message": message}
 
 
-def telegram_bot(fake_api, tmp_path, handler=counter, **http) -> Bot:
+def telegram_bot(fake_api, tmp_path, handler=counter, channel: dict | None = None, **http) -> Bot:
     config = make_config(
         tmp_path,
-        channels={"telegram": {"access_token": TOKEN, "secret_token": SECRET, "api_base": fake_api.url}},
+        channels={"telegram": {"access_token": TOKEN, "secret_token": SECRET, "api_base": fake_api.url, **(channel or {})}},
         http={"attempts": 3, "backoff": 0.01, **http},
     )
     return Bot(config, handler=handler)
+
+
+async def raw_status(port: int, path: str, headers: bytes, body: bytes = b"{}", length: int | None = None,
+                     content_type: bytes = b"application/json") -> int:
+    """POST with header lines given as raw bytes (``b"Name: value\r\n"``, any bytes at all) and a body that
+    may stop short of its Content-Length: a sender that never finishes. The status as soon as the server
+    answers; the guard only keeps a server that waits for the rest of the body from hanging the suite."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        head = b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\nContent-Length: %d\r\n" % (
+            path.encode(), content_type, len(body) if length is None else length)
+        writer.write(head + headers + b"\r\n" + body)
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 20)
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
 
 
 async def test_signed_update_answers_through_send_message(fake_api, tmp_path):
@@ -207,3 +225,103 @@ async def test_proactive_send_text_reaches_the_chat(fake_api, tmp_path):
     async with telegram_bot(fake_api, tmp_path) as bot:
         await bot.send_text("telegram:777", "ping")
     assert fake_api.calls[0].json == {"chat_id": 777, "text": "ping"}
+
+
+# -- the security review's findings --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", [b"", b"X-Telegram-Bot-Api-Secret-Token: wrong\r\n"])
+async def test_a_wrong_secret_is_refused_before_the_body_is_read(fake_api, tmp_path, header):
+    """The body never finishes arriving: the 401 comes from the headers alone."""
+    ran = []
+
+    async def handler(context):
+        ran.append(context.event)
+
+    async with Served(telegram_bot(fake_api, tmp_path, handler)) as served:
+        assert await raw_status(served.client.port, "/webhooks/telegram", header, b'{"update_id": 1, ', length=100_000) == 401
+    assert ran == []
+
+
+async def test_a_secret_header_of_non_ascii_bytes_is_401_not_400(fake_api, tmp_path):
+    async with Served(telegram_bot(fake_api, tmp_path)) as served:
+        body = b'{"update_id": 1}'
+        assert await raw_status(served.client.port, "/webhooks/telegram", b"X-Telegram-Bot-Api-Secret-Token: \xff\xfe\r\n", body) == 401
+
+
+async def test_an_update_over_the_channel_limit_is_413(fake_api, tmp_path):
+    body = {**update(), "padding": "x" * (600 * 1024)}
+    async with Served(telegram_bot(fake_api, tmp_path)) as served:
+        assert (await served.post("/webhooks/telegram", json=body, headers=HEADERS)).status == 413
+    assert fake_api.calls == []
+
+
+async def test_an_edited_channel_post_is_edited_like_an_edited_message(fake_api, tmp_path):
+    seen = []
+
+    async def handler(context):
+        seen.append(context.event)
+
+    channel = {"id": -1001, "type": "channel", "title": "News"}
+    post = {"message_id": 9, "date": 1700000000, "edit_date": 1700000600, "chat": channel, "text": "fixed"}
+    async with Served(telegram_bot(fake_api, tmp_path, handler)) as served:
+        for n, kind in enumerate(("channel_post", "edited_channel_post"), 1):
+            body = {"update_id": n, kind: {**post, "text": f"v{n}"}}
+            assert (await served.post("/webhooks/telegram", json=body, headers=HEADERS)).status == 200
+    assert [(e.type, e.text, e.session_key) for e in seen] == [("text", "v1", "telegram:-1001"), ("edited", "v2", "telegram:-1001")]
+    assert seen[1].data["original_type"] == "text"
+    assert (seen[0].timestamp, seen[1].timestamp) == (1700000000, 1700000600)  # an edit happened at its edit_date
+
+
+async def test_updates_without_a_chat_go_to_their_users_session(fake_api, tmp_path):
+    """An inline query has no chat: it reaches ``telegram:<user id>``, the user's private chat with the bot."""
+    seen = []
+
+    async def handler(context):
+        seen.append(context.event)
+
+    user = {"id": 42, "is_bot": False, "first_name": "Ada"}
+    bodies = [
+        {"update_id": 1, "inline_query": {"id": "iq1", "from": user, "query": "cats", "offset": ""}},
+        {"update_id": 2, "poll_answer": {"poll_id": "p", "user": user, "option_ids": [0]}},
+        {"update_id": 3, "poll": {"id": "p", "question": "?", "options": []}},
+    ]
+    async with Served(telegram_bot(fake_api, tmp_path, handler)) as served:
+        for body in bodies:
+            assert (await served.post("/webhooks/telegram", json=body, headers=HEADERS)).status == 200
+    assert [(e.type, e.session_key, e.user_id, e.data["update_type"]) for e in seen] == [
+        ("unknown", "telegram:42", "42", "inline_query"), ("unknown", "telegram:42", "42", "poll_answer"),
+        ("unknown", "telegram:_", None, "poll")]
+
+
+async def test_a_photo_is_its_largest_size_whatever_the_order(fake_api, tmp_path):
+    seen = []
+
+    async def handler(context):
+        seen.append(context.event.data["file_id"])
+
+    sizes = [{"file_id": "medium", "width": 320, "height": 240, "file_size": 9000},
+             {"file_id": "large-small-file", "width": 1280, "height": 960, "file_size": 50000},
+             {"file_id": "large", "width": 960, "height": 1280, "file_size": 80000},
+             {"file_id": "thumb", "width": 90, "height": 67, "file_size": 1000}]
+    async with Served(telegram_bot(fake_api, tmp_path, handler)) as served:
+        await served.post("/webhooks/telegram", json=update(text=None, photo=sizes), headers=HEADERS)
+    assert seen == ["large"]
+
+
+async def test_a_stale_update_is_refused_only_when_a_replay_window_is_set(fake_api, tmp_path):
+    """The secret token is not bound to the body, so by default an update's age is not held against it;
+    with ``replay_window`` an update older than it gets 401 and runs nothing."""
+    ran = []
+
+    async def handler(context):
+        ran.append(context.event.timestamp)
+
+    now = int(time.time())
+    stale, fresh = update(1, date=now - 3 * 86400), update(2, date=now - 60)
+    async with Served(telegram_bot(fake_api, tmp_path, handler)) as served:
+        assert (await served.post("/webhooks/telegram", json=stale, headers=HEADERS)).status == 200
+    async with Served(telegram_bot(fake_api, tmp_path, handler, channel={"replay_window": 86400})) as served:
+        assert (await served.post("/webhooks/telegram", json=update(3, date=now - 3 * 86400), headers=HEADERS)).status == 401
+        assert (await served.post("/webhooks/telegram", json=fresh, headers=HEADERS)).status == 200
+    assert ran == [now - 3 * 86400, now - 60]

@@ -155,17 +155,41 @@ def test_request_validator_accepts_our_signatures():
         assert not validator.validate(url, {**params, "Body": "changed"}, ours)
 
 
-async def test_behind_a_proxy_the_forwarded_url_is_the_signed_one(fake_api, tmp_path):
+async def test_behind_a_trusted_proxy_the_forwarded_url_is_the_signed_one(fake_api, tmp_path):
     seen, handler = recorder()
     public = "https://bot.example.com/webhooks/sms"
     proxied = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "bot.example.com"}
-    async with Served(twilio_bot(fake_api, tmp_path, handler)) as served:
+    async with Served(twilio_bot(fake_api, tmp_path, handler, trusted_proxies=["127.0.0.0/8"])) as served:
         assert (await post(served, inbound(1), url=public, headers=proxied)).status == 200
         assert (await post(served, inbound(2), url=public)).status == 401  # no forwarded headers: not that URL
-        chained = {"X-Forwarded-Proto": "https, http", "X-Forwarded-Host": "bot.example.com, lb.internal"}
+        # the proxy appended its own values to what the client sent: the last ones count
+        chained = {"X-Forwarded-Proto": "http, https", "X-Forwarded-Host": "other-app.example.com, bot.example.com"}
         assert (await post(served, inbound(3), url=public, headers=chained)).status == 200
         assert (await post(served, inbound(4), url="https://bot.example.com:443/webhooks/sms", headers=proxied)).status == 200
     assert [e.id for e in seen] == [f"SM{1:032x}", f"SM{3:032x}", f"SM{4:032x}"]
+
+
+@pytest.mark.parametrize("trusted", [None, ["10.0.0.0/8", "192.0.2.7"]])
+async def test_forwarded_headers_from_a_peer_that_is_no_trusted_proxy_are_ignored(fake_api, tmp_path, trusted):
+    """A request Twilio signed for another app of the account, replayed here naming that app's URL in
+    X-Forwarded-*: the URL checked stays this request's own, so the signature does not match."""
+    seen, handler = recorder()
+    other_app = "https://other-app.example.com/webhooks/sms"
+    naming_it = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "other-app.example.com"}
+    async with Served(twilio_bot(fake_api, tmp_path, handler, trusted_proxies=trusted)) as served:
+        assert (await post(served, inbound(1), url=other_app, headers=naming_it)).status == 401
+        assert (await post(served, inbound(2))).status == 200  # signed for this server's own URL
+    assert [e.id for e in seen] == [f"SM{2:032x}"]
+
+
+async def test_a_trusted_proxy_may_be_an_ipv6_block(fake_api, tmp_path):
+    from botkit.adapters.twilio import from_networks, trusted_networks
+
+    networks = trusted_networks("sms", ["::1", "fd00::/8", "10.0.0.0/8"])
+    assert from_networks("::1", networks) and from_networks("fd12::3", networks)
+    assert from_networks("::ffff:10.1.2.3", networks)  # an IPv4 peer on a dual-stack socket
+    assert not from_networks("127.0.0.1", networks) and not from_networks(None, networks)
+    assert not from_networks("not-an-address", networks)
 
 
 @pytest.mark.parametrize("public_url, twilio_calls", [
@@ -338,7 +362,8 @@ async def test_cli_points_the_whatsapp_sender_at_the_webhook(fake_api, tmp_path)
 
 
 @pytest.mark.parametrize("setting, value", [("phone_number", "555-1234"), ("account_sid", "SK123"),
-                                            ("public_url", "bot.example.com"), ("provider", "meta")])
+                                            ("public_url", "bot.example.com"), ("provider", "meta"),
+                                            ("trusted_proxies", "10.0.0.1"), ("trusted_proxies", ["10.0.0.300"])])
 def test_config_mistakes_name_the_setting(tmp_path, setting, value):
     channel = "whatsapp" if setting == "provider" else "sms"
     settings = {"account_sid": SID, "auth_token": TOKEN, "phone_number": NUMBER, setting: value}
@@ -351,3 +376,63 @@ def test_whatsapp_takes_its_number_with_or_without_the_prefix(tmp_path):
     settings = {"account_sid": SID, "auth_token": TOKEN, "phone_number": f"whatsapp:{NUMBER}", "provider": "twilio"}
     bot = Bot(make_config(tmp_path, channels={"whatsapp": settings}), handler=counter)
     assert bot.adapters["whatsapp"].settings["phone_number"] == NUMBER
+
+
+# -- the security review's findings --------------------------------------------------------------------
+
+WELL_FORMED = base64.b64encode(b"\0" * 20).decode()
+"""A signature of the right shape (base64 of 20 bytes) that signs nothing."""
+
+
+async def test_a_body_over_the_channel_limit_is_413_before_any_signature_is_computed(fake_api, tmp_path):
+    """Twilio's posts are a few kilobytes: a 200 KiB form is refused on its Content-Length, unread."""
+    seen, handler = recorder()
+    params = inbound(Body="x" * 200 * 1024)
+    async with Served(twilio_bot(fake_api, tmp_path, handler)) as served:
+        assert (await post(served, params, signature=WELL_FORMED)).status == 413
+        assert (await post(served, params)).status == 413  # signed or not: no Twilio post is that large
+    assert seen == []
+
+
+async def test_a_form_of_too_many_fields_is_401_however_it_is_signed(fake_api, tmp_path):
+    seen, handler = recorder()
+    params = {**inbound(), **{f"F{n}": "v" for n in range(600)}}
+    async with Served(twilio_bot(fake_api, tmp_path, handler)) as served:
+        assert (await post(served, params)).status == 401
+        assert (await post(served, {**inbound(2), **{f"F{n}": "v" for n in range(400)}})).status == 200
+    assert [e.id for e in seen] == [f"SM{2:032x}"]
+
+
+@pytest.mark.parametrize("header", [b"", b"X-Twilio-Signature: not-a-signature\r\n", b"X-Twilio-Signature: \xff\xfe\r\n"])
+async def test_a_missing_or_malformed_signature_is_401_before_the_body_is_read(fake_api, tmp_path, header):
+    from tests.test_telegram import raw_status
+
+    seen, handler = recorder()
+    async with Served(twilio_bot(fake_api, tmp_path, handler)) as served:
+        status = await raw_status(served.client.port, "/webhooks/sms", header, b"Body=hi&", length=50_000,
+                                  content_type=b"application/x-www-form-urlencoded")
+        assert status == 401
+    assert seen == []
+
+
+async def test_a_body_that_is_not_a_form_is_401_not_400(fake_api, tmp_path):
+    """What the signature covers cannot be read, so it cannot be checked: a failed verification."""
+    seen, handler = recorder()
+    async with Served(twilio_bot(fake_api, tmp_path, handler)) as served:
+        response = await served.post("/webhooks/sms", data=b"\xff\xfe not utf-8", headers={
+            "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": WELL_FORMED})
+        assert response.status == 401
+    assert seen == []
+
+
+def test_the_signature_is_twilios_for_every_url_variant():
+    """Signing the sorted parameters once and the URL variants after them gives RequestValidator's values."""
+    from botkit.adapters.twilio import sign, signed_params, url_variants
+
+    params = {**inbound(body="Grüße"), "MediaUrl0": "https://api.twilio.com/x?a=1&b=2"}
+    signed = signed_params(list(params.items()))
+    variants = url_variants("https://bot.example.com/webhooks/sms")
+    assert variants == ["https://bot.example.com/webhooks/sms", "https://bot.example.com:443/webhooks/sms"]
+    for url in variants:
+        assert sign(url, signed, TOKEN) == validator.compute_signature(url, params)
+    assert url_variants("http://127.0.0.1:8080/x") == ["http://127.0.0.1:8080/x", "http://127.0.0.1/x"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import time
 
 import orjson
 import pytest
@@ -26,6 +27,8 @@ WABA_ID = "102290129340398"
 WA_ID = "16505551234"
 USER = "+16505551234"
 PATH = "/webhooks/whatsapp"
+NOW = int(time.time())
+"""The Cloud API's timestamps are seconds, as strings; a delivery older than the replay window (8 days) is refused."""
 
 
 def sign(body: bytes, secret: str = APP_SECRET) -> str:
@@ -49,11 +52,11 @@ def webhook(*values: dict) -> dict:
 
 
 def text(body: str = "hi", wa_id: str = WA_ID, message_id: str = "wamid.1") -> dict:
-    return {"from": wa_id, "id": message_id, "timestamp": "1749416383", "type": "text", "text": {"body": body}}
+    return {"from": wa_id, "id": message_id, "timestamp": str(NOW), "type": "text", "text": {"body": body}}
 
 
 def status(state: str, message_id: str = "wamid.out1", wa_id: str = WA_ID, **extra) -> dict:
-    return {"id": message_id, "status": state, "timestamp": "1749416400", "recipient_id": wa_id, **extra}
+    return {"id": message_id, "status": state, "timestamp": str(NOW + 17), "recipient_id": wa_id, **extra}
 
 
 def whatsapp_bot(fake_api, tmp_path, handler=counter, **settings) -> Bot:
@@ -167,13 +170,13 @@ async def test_a_body_that_is_not_a_whatsapp_webhook_is_400(fake_api, tmp_path, 
 ])
 async def test_every_message_type_becomes_a_typed_event(fake_api, tmp_path, message, kind, check):
     seen, handler = recorder()
-    message = {"from": WA_ID, "timestamp": "1749416383", **message, "id": "wamid.HBgL"}
+    message = {"from": WA_ID, "timestamp": str(NOW), **message, "id": "wamid.HBgL"}
     async with Served(whatsapp_bot(fake_api, tmp_path, handler)) as served:
         assert (await post(served, webhook(value([message])))).status == 200
     [event] = seen
     assert event.type == kind and check(event)
     assert (event.platform, event.session_key, event.user_id) == ("whatsapp", f"whatsapp:{USER}", USER)
-    assert event.id == "wamid.HBgL" and event.timestamp == 1749416383.0 and event.raw == message
+    assert event.id == "wamid.HBgL" and event.timestamp == float(NOW) and event.raw == message
     assert event.data["profile_name"] == "Sheena Nelson"
 
 
@@ -302,7 +305,7 @@ async def test_a_user_known_only_by_business_scoped_id_is_answered_by_recipient(
         await handler(context)
         await context.send_text("hello")
 
-    message = {"from_user_id": "US.13491208655302741918", "id": "wamid.u", "timestamp": "1749416383",
+    message = {"from_user_id": "US.13491208655302741918", "id": "wamid.u", "timestamp": str(NOW),
                "type": "text", "text": {"body": "hi"}}
     async with Served(whatsapp_bot(fake_api, tmp_path, reply)) as served:
         assert (await post(served, webhook(value([message], wa_id="US.13491208655302741918")))).status == 200
@@ -347,3 +350,39 @@ def test_config_mistakes_name_the_setting(tmp_path, change, setting):
     with pytest.raises(ConfigError) as raised:
         Bot(make_config(tmp_path, channels={"whatsapp": channel}), handler=counter)
     assert raised.value.setting == setting
+
+
+# -- the security review's findings --------------------------------------------------------------------
+
+
+async def test_a_signed_delivery_older_than_the_replay_window_is_401_and_runs_nothing(fake_api, tmp_path):
+    """The Cloud API redelivers for up to 7 days: a signed body of nine days ago is a replay."""
+    seen, handler = recorder()
+    day = 86400
+    stale = {**text("replayed", message_id="wamid.old"), "timestamp": str(NOW - 9 * day)}
+    late = {**text("redelivered", message_id="wamid.late"), "timestamp": str(NOW - 6 * day)}
+    async with Served(whatsapp_bot(fake_api, tmp_path, handler)) as served:
+        assert (await post(served, webhook(value([stale])))).status == 401
+        assert (await post(served, webhook(value([late])))).status == 200
+    async with Served(whatsapp_bot(fake_api, tmp_path, handler, replay_window=None)) as served:
+        assert (await post(served, webhook(value([stale])))).status == 200
+    assert [e.text for e in seen] == ["redelivered", "replayed"]
+    assert seen[0].timestamp == NOW - 6 * day
+
+
+async def test_a_stale_status_is_refused_like_a_stale_message(fake_api, tmp_path):
+    seen, handler = recorder()
+    old = {**status("read"), "timestamp": str(NOW - 30 * 86400)}
+    async with Served(whatsapp_bot(fake_api, tmp_path, handler)) as served:
+        assert (await post(served, webhook(value(statuses=[old])))).status == 401
+    assert seen == []
+
+
+async def test_a_signature_header_of_non_ascii_bytes_is_401_not_400(fake_api, tmp_path):
+    from tests.test_telegram import raw_status
+
+    seen, handler = recorder()
+    async with Served(whatsapp_bot(fake_api, tmp_path, handler)) as served:
+        body = orjson.dumps(webhook(value([text()])))
+        assert await raw_status(served.client.port, PATH, b"X-Hub-Signature-256: sha256=\xff\r\n", body) == 401
+    assert seen == []

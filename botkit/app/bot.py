@@ -4,36 +4,46 @@ parts holds the Bot. It also offers the transport-free webhook (``receive``) and
 (``run``, ``send_text``)."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from functools import partial
+from dataclasses import asdict
 from typing import Any
 
 from botkit.adapters.base import Adapter, Route
 from botkit.app.config import Config, load_app
 from botkit.app.registry import adapter_class
+from botkit.app.waiting import Waiters
 from botkit.app.webhook import receive
-from botkit.core.errors import BotkitError
+from botkit.core.errors import BotkitError, ConfigError, StoreUnavailable
 from botkit.core.events import Event
 from botkit.core.keys import SessionKey
 from botkit.core.requests import Reply, Request
 from botkit.core.sending import Sender
 from botkit.core.session import Session
 from botkit.engine.context import Context
-from botkit.engine.dispatcher import Dispatcher, Handler, Inband, Outcome
+from botkit.engine.dispatcher import INBOX_ENTRY, Dispatcher, Handler, Inband, Outcome
 from botkit.engine.policy import SessionPolicy
 from botkit.engine.scheduler import Scheduler
 from botkit.engine.transcript import attach
+from botkit.engine.worker import InboxWorker
 from botkit.flows.context import FlowContext
-from botkit.flows.steps import run_step
+from botkit.flows.steps import run_step, step_handler
 from botkit.http import HttpClient
 from botkit.storage import SessionStore, make_store
+from botkit.storage.inbox import Entry
+from botkit.storage.steps import Step
 
 log = logging.getLogger("botkit")
 
 STEP_LEASE_MARGIN = 60.0
 """Seconds a claimed step may run beyond the session lock's wait before another process may claim it."""
+INBOX_LEASE = 10.0
+"""Seconds a worker that died keeps the sessions it was handling (docs/sessions.md: "≤ 15 s")."""
+ROLES = ("all", "web", "worker")
 
 
 class Bot:
@@ -51,16 +61,27 @@ class Bot:
         clock: Callable[[], float] = time.time,
         store: SessionStore | None = None,
         channels: Mapping[str, Mapping[str, Any]] | None = None,
+        role: str = "all",
     ) -> None:
+        if role not in ROLES:
+            raise ConfigError("--role", f"must be one of {', '.join(ROLES)}, not {role!r}")
         self.config = config
+        self.role = role
         self.clock = clock
         self.handler: Handler = handler or load_app(config)
         self.policy = SessionPolicy.from_settings(config.session, config.initial_state)
         self.http = HttpClient(**config.http)
         self.store = store if store is not None else make_store(config.session, config.resolve_path, clock)
+        self.owner = secrets.token_urlsafe(12)
+        """This process, as the inbox and the live bus know it."""
+        self.inbox = self.store.inbox()
+        self.bus = self.store.bus()
+        self.waiters = Waiters()
+        self.worker = None if self.inbox is None or role == "web" else InboxWorker(
+            self.inbox, self._handle_entry, clock=clock, lease=INBOX_LEASE, owner=self.owner)
         step_store, caveat = self.store.step_store()
         self.scheduler = Scheduler(
-            step_store, partial(run_step, self.run), clock=clock,
+            step_store, self._run_step, clock=clock,
             lease=self.policy.lock_timeout + STEP_LEASE_MARGIN,
             expires_in=self.policy.expires_in_seconds, caveat=caveat,
         )
@@ -88,22 +109,43 @@ class Bot:
 
     async def start(self) -> None:
         await self.store.open()
+        if self.inbox is not None:
+            await self.inbox.open()
+        await self.bus.open()
+        self.bus.subscribe(f"done:{self.owner}", self._done_elsewhere)
+        if self.inbox is not None:
+            inbox = self.inbox
+            self.bus.subscribe(inbox.wake_topic, lambda _: inbox.notify())
         for channel in self.channels.values():
             await channel.start()
-        await self.scheduler.start()
+        if self.role != "web":
+            await self.scheduler.start()
+        if self.worker is not None:
+            await self.worker.start()
         self.started = True
 
     async def stop(self) -> None:
         self.started = False
-        try:
-            await self.scheduler.stop(grace=float(self.config.server["shutdown_timeout"]))
-        except Exception:
-            log.exception("stopping the scheduler failed")
+        grace = float(self.config.server["shutdown_timeout"])
+        if self.worker is not None:
+            try:
+                await self.worker.stop(grace)
+            except Exception:
+                log.exception("stopping the inbox worker failed")
+        if self.role != "web":
+            try:
+                await self.scheduler.stop(grace=grace)
+            except Exception:
+                log.exception("stopping the scheduler failed")
         for channel in self.channels.values():
             try:
                 await channel.stop()
             except Exception:
                 log.exception("stopping the %s channel failed", channel.name)
+        for part in (self.bus, self.inbox):
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    await part.close()
         await self.http.close()
         await self.store.close()
 
@@ -117,9 +159,139 @@ class Bot:
     # -- events ------------------------------------------------------------------------------------
 
     async def receive(self, channel: str, request: Request) -> Reply:
-        """A platform's webhook request to ``channel``, answered: verify, parse, handle, respond. Free of
-        any web framework: the server (botkit.shell.server) and tests call it alike."""
-        return await receive(self.channels[channel], request, self.dispatch)
+        """A platform's webhook request to ``channel``, answered: verify, parse, store in the inbox, wait
+        up to the channel's ``ack_within`` for the handler, respond. Free of any web framework: the server
+        (botkit.shell.server) and tests call it alike."""
+        return await receive(self.channels[channel], request, self.accept)
+
+    def ack_within(self, channel: str | None) -> float | None:
+        """Seconds a webhook of ``channel`` waits for its handler; None: it answers after the handler."""
+        setting: Any = self.channels[channel].settings.get("ack_within", "server") if channel in self.channels else "server"
+        value: float | None = self.config.server["ack_within"] if setting == "server" else setting
+        return value
+
+    async def accept(self, events: list[Event], inband: Inband) -> list[Outcome]:
+        """Handle a webhook's events: through the inbox when the channel answers first (the events are
+        stored before this returns, or StoreUnavailable), else at once. ``inband`` receives what the
+        handlers sent while the webhook still waited."""
+        ack_within = self.ack_within(events[0].channel) if events else None
+        if self.inbox is None or ack_within is None:
+            return await self.dispatch(events, inband)
+        ids = await self._put(events)
+        waiters = self.waiters.add(ids)
+        try:
+            if ack_within > 0:
+                await asyncio.wait([waiter.future for waiter in waiters], timeout=ack_within)
+        finally:
+            self.waiters.expire(ids)
+        outcomes = []
+        for waiter in waiters:
+            if not waiter.future.done():
+                outcomes.append(Outcome.QUEUED)
+                continue
+            failure = waiter.future.exception()
+            if isinstance(failure, StoreUnavailable):
+                raise failure
+            outcomes.append(waiter.future.result() if failure is None else Outcome.FAILED)
+            inband.extend(waiter.inband)
+        return outcomes
+
+    async def _put(self, events: list[Event], origin: str | None = "self") -> list[str]:
+        assert self.inbox is not None
+        items = [(event.session_key, event.to_dict()) for event in events]
+        try:
+            async with asyncio.timeout(self.policy.timeout):
+                return await self.inbox.put(items, self.clock(), self.owner if origin == "self" else origin)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            raise StoreUnavailable(f"the inbox did not take the events: {type(exc).__name__}: {exc}") from exc
+
+    async def _handle_entry(self, entry: Entry) -> None:
+        """The worker's turn for one inbox entry: handle it, then tell the webhook that waits for it."""
+        event = Event.from_dict(entry.event)
+        event.meta[INBOX_ENTRY] = entry.id
+        local = entry.origin == self.owner
+        waiting = self.waiters.live(entry.id) is not None if local else self._may_wait(entry, event)
+        inband: Inband | None = [] if waiting else None
+        failure: list[BaseException] = []
+        try:
+            outcome: Outcome | BaseException = await self.dispatcher.handle(event, self._handler_for(event, failure),
+                                                                            inband=inband)
+        except StoreUnavailable as exc:
+            outcome = exc
+        if failure and not isinstance(outcome, BaseException):
+            outcome = failure[0]
+        await self._tell(entry, event, outcome, inband)
+        if isinstance(outcome, StoreUnavailable):
+            raise outcome
+
+    def _may_wait(self, entry: Entry, event: Event) -> bool:
+        """Whether another process's webhook may still wait for ``entry`` (then its in-band content goes
+        back to it over the live bus)."""
+        ack_within = self.ack_within(event.channel)
+        return (self.bus.shared and bool(entry.origin) and ack_within is not None
+                and self.clock() < entry.enqueued_at + ack_within)
+
+    async def _tell(self, entry: Entry, event: Event, outcome: Outcome | BaseException, inband: Inband | None) -> None:
+        if entry.origin == self.owner:
+            if not self.waiters.resolve(entry.id, outcome, inband) and inband:
+                await self._deliver_late(event, inband)
+            return
+        if entry.origin and not self.bus.shared:  # no way to reach the webhook's process: push what came in-band
+            if inband:
+                await self._deliver_late(event, inband)
+            return
+        if entry.origin:
+            error = None if not isinstance(outcome, BaseException) else f"{type(outcome).__name__}: {outcome}"
+            notice = {"id": entry.id, "outcome": None if error else str(outcome), "error": error,
+                      "unavailable": isinstance(outcome, StoreUnavailable), "event": event.to_dict() if inband else None,
+                      "inband": inband or []}
+            try:
+                await self.bus.publish(f"done:{entry.origin}", notice)
+            except Exception as exc:
+                log.warning("could not tell the webhook's process that %s was handled: %s", entry.id, exc)
+
+    def _done_elsewhere(self, notice: Any) -> None:
+        """Another process handled one of this process's entries."""
+        outcome: Outcome | BaseException
+        if notice.get("unavailable"):
+            outcome = StoreUnavailable(notice.get("error") or "the session store is unavailable")
+        elif notice.get("error"):
+            outcome = BotkitError(notice["error"])
+        else:
+            outcome = Outcome(notice["outcome"])
+        inband = list(notice.get("inband") or [])
+        if not self.waiters.resolve(str(notice["id"]), outcome, inband) and inband and notice.get("event"):
+            task = asyncio.get_running_loop().create_task(self._deliver_late(Event.from_dict(notice["event"]), inband))
+            task.add_done_callback(lambda done: done.exception() if not done.cancelled() else None)
+
+    async def _deliver_late(self, event: Event, inband: Inband) -> None:
+        """What a handler sent for a webhook that answered before it finished: through the push path."""
+        channel = self.channels.get(event.channel or "")
+        if channel is None:
+            return
+        try:
+            await channel.deliver_late(event, inband)
+        except Exception:
+            log.exception("delivering what the handler of %s sent after its webhook answered failed", event.session_key)
+
+    def _handler_for(self, event: Event, failure: list[BaseException]) -> Handler:
+        """The app, or what a bot-started entry asks for: a scheduled step, a proactive send."""
+        if event.type == "scheduled" and "step" in event.data:
+            return step_handler(Step.loads(event.data["step"]))
+        send = event.data.get("send") if event.type == "push" else None
+        if send is None:
+            return self.handler
+
+        async def push(context: Context) -> None:
+            try:
+                await getattr(context, f"send_{send['kind']}")(*send.get("args", ()), **send.get("options", {}))
+            except BaseException as exc:
+                failure.append(exc)
+                raise
+
+        return push
 
     async def dispatch(self, events: list[Event], inband: Inband | None = None) -> list[Outcome]:
         return await self.dispatcher.dispatch(events, inband)
@@ -175,11 +347,34 @@ class Bot:
 
     async def send_text(self, session_key: str, text: str, **options: Any) -> None:
         """Send a message to a session from outside a handler (a cron job, another service)."""
-        await self._push(session_key, lambda context: context.send_text(text, **options))
+        await self.send(session_key, "text", text, **options)
 
     async def send(self, session_key: str, kind: str, *args: Any, **options: Any) -> None:
-        """``bot.send("telegram:1", "image", url)``: any of the channel's ``send_<kind>`` methods."""
+        """``bot.send("telegram:1", "image", url)``: any of the channel's ``send_<kind>`` methods. With an
+        inbox, the send takes its turn among the session's events (from any process) and this waits for
+        it; a failed send raises here either way."""
+        if self.inbox is not None:
+            key = SessionKey(session_key)
+            event = Event(key.platform, "push", key, data={"send": {"kind": kind, "args": list(args), "options": options}})
+            [entry_id] = await self._put([event])
+            [waiter] = self.waiters.add([entry_id])
+            try:
+                outcome = await waiter.future
+            finally:
+                self.waiters.expire([entry_id])
+            if outcome is Outcome.FAILED:
+                raise BotkitError(f"sending to {session_key} failed (see the log)")
+            return
         await self._push(session_key, lambda context: getattr(context, f"send_{kind}")(*args, **options))
+
+    async def _run_step(self, step: Step) -> None:
+        """A due scheduled step: with an inbox it takes its turn among the session's events."""
+        if self.inbox is None:
+            await run_step(self.run, step)
+            return
+        key = SessionKey(step.key)
+        data = {"slug": step.slug, "due_at": step.due, "scheduled_at": step.scheduled_at, "step": asdict(step)}
+        await self._put([Event(key.platform, "scheduled", key, id=step.id, data=data)], origin=None)
 
     async def _push(self, session_key: str, send: Callable[[Context], Awaitable[Any]]) -> None:
         failure: list[BaseException] = []

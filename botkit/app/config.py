@@ -30,6 +30,7 @@ SERVER_DEFAULTS: dict[str, Any] = {
     "client_max_size": 1024 * 1024,
     "shutdown_timeout": 30.0,
     "access_log": True,
+    "ack_within": 1.0,
 }
 HTTP_DEFAULTS: dict[str, Any] = {"timeout": 10.0, "attempts": 4, "backoff": 0.5, "max_wait": 30.0}
 
@@ -132,6 +133,9 @@ def _validate(config: Config) -> None:
         config.server["port"] = port = int(port)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536:
         raise ConfigError("server.port", f"must be a port number, not {port!r}")
+    ack = config.server["ack_within"]
+    if ack is not None and (isinstance(ack, bool) or not isinstance(ack, (int, float)) or ack < 0):
+        raise ConfigError("server.ack_within", f"must be seconds (0 or more) or None, not {ack!r}")
     size = config.server["client_max_size"]
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         raise ConfigError("server.client_max_size", f"must be a number of bytes, not {size!r}")

@@ -20,10 +20,13 @@ def adapter_class(channel: str, settings: dict[str, Any] | None = None) -> type[
     """The adapter class for a channel name. A channel may name another registered adapter with
     ``"adapter": "<name>"`` in its settings or by its own ``provider`` (see the channel docs)."""
     found = available()
-    name = channel
+    base = (settings or {}).get("adapter") or channel
+    if not isinstance(base, str):
+        raise ConfigError(f"channels.{channel}.adapter", f"must be the name of a registered channel, not {base!r}")
+    name = base
     provider = (settings or {}).get("provider")
-    if provider and f"{channel}.{provider}" in found:
-        name = f"{channel}.{provider}"
+    if provider and f"{base}.{provider}" in found:
+        name = f"{base}.{provider}"
     entry = found.get(name)
     if entry is None:
         known = ", ".join(sorted(n for n in found if "." not in n)) or "none (is botkit installed with pip install -e .?)"

@@ -12,7 +12,7 @@ from botkit.engine.dispatcher import Inband, Outcome
 
 log = logging.getLogger("botkit.adapters")
 
-Dispatch = Callable[[list[Event], "Inband | None"], Awaitable[list[Outcome]]]
+Dispatch = Callable[[list[Event], Inband], Awaitable[list[Outcome]]]
 
 
 async def receive(channel: Adapter, request: Request, dispatch: Dispatch) -> Reply:

@@ -77,6 +77,14 @@ class Event:
     def key(self) -> SessionKey:
         return SessionKey(self.session_key)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The event as JSON-ready data, to wait in the inbox (``meta`` and ``raw`` must be JSON too)."""
+        return {name: getattr(self, name) for name in FIELDS}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Event:
+        return cls(**{name: data[name] for name in FIELDS if name in data})
+
     @property
     def is_text(self) -> bool:
         return self.type == TEXT
@@ -93,3 +101,7 @@ class Event:
 
 MESSAGE_TYPES = frozenset({"text", "payload", "image", "audio", "video", "file", "location", "sticker"})
 """The types ``is_message`` is true for."""
+
+
+FIELDS = ("platform", "type", "session_key", "user_id", "text", "payload", "id", "timestamp", "raw", "data", "meta",
+          "address", "channel")

@@ -38,6 +38,20 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     SKIPPED = "skipped"
     FAILED = "failed"
+    QUEUED = "queued"
+    """Waiting in the inbox (or being handled) when the webhook answered."""
+
+
+INBOX_ENTRY = "inbox_entry"
+"""``event.meta`` key of the inbox entry an event came from: its dedupe id when the platform gave none."""
+
+
+def dedupe_id(event: Event) -> str | None:
+    """What makes a second delivery of ``event`` a duplicate: the platform's id, else the inbox entry's."""
+    if event.id is not None:
+        return event.id
+    entry = event.meta.get(INBOX_ENTRY)
+    return None if entry is None else f"inbox:{entry}"
 
 
 class _KeyLock:
@@ -145,8 +159,9 @@ class Dispatcher:
                 if outcome is not Outcome.HANDLED or context is None:
                     await self._store_call(store.release(lease), policy.timeout)
                     return outcome
-                if event.id is not None:
-                    session.mark_handled(event.id)
+                handled_as = dedupe_id(event)
+                if handled_as is not None:
+                    session.mark_handled(handled_as)
                 session.touch(self.clock(), policy.expires_in)
                 session.version += 1
                 await self._store_call(store.commit(lease, session.to_record(), appended(session)), policy.timeout)
@@ -164,8 +179,9 @@ class Dispatcher:
     async def _run(self, event: Event, handler: Handler, session: Session,
                    inband: Inband | None) -> tuple[Outcome, Context | None]:
         """Run the handler on the loaded session; HANDLED means its changes are to be saved."""
-        if event.id is not None and session.has_handled(event.id):
-            log.info("event %s of %s was handled already; acknowledged, not run again", event.id, session.id)
+        handled_as = dedupe_id(event)
+        if handled_as is not None and session.has_handled(handled_as):
+            log.info("event %s of %s was handled already; acknowledged, not run again", handled_as, session.id)
             return Outcome.DUPLICATE, None
         if event.address and event.address != session.address:
             self._take_address(session, event)

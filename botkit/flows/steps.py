@@ -86,8 +86,8 @@ class Runner(Protocol):
                  data: Mapping[str, Any] | None = ..., event_id: str | None = ...) -> Awaitable[Outcome]: ...
 
 
-async def run_step(run: Runner, step: Step) -> None:
-    """Move the step's session to its slug and run the app there, with a ``scheduled`` event.
+def step_handler(step: Step) -> Callable[[Context], Awaitable[None]]:
+    """Move the step's session to its slug and run the app there (the event is a ``scheduled`` one).
 
     Dropped, with nothing saved, when the session it was scheduled in is gone (expired, deleted: a fresh
     session has another ``created_at``), or, for ``unless_moved`` steps, when the session moved on.
@@ -103,6 +103,12 @@ async def run_step(run: Runner, step: Step) -> None:
         if context.app is not None:
             await context.app(context)
 
+    return handler
+
+
+async def run_step(run: Runner, step: Step) -> None:
+    """Run a due step on its session now (``step_handler``), as a ``scheduled`` event."""
+    handler = step_handler(step)
     data = {"slug": step.slug, "due_at": step.due, "scheduled_at": step.scheduled_at}
     try:
         await run(step.key, handler, event_type="scheduled", event_id=step.id, data=data)

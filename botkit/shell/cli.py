@@ -11,13 +11,14 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from botkit.app.bot import ROLES
 from botkit.app.config import Config, load_config
 from botkit.core.errors import BotkitError, ConfigError
 
 log = logging.getLogger("botkit")
 
 
-BUILTIN_COMMANDS = {"start", "console", "init", "sessions"}
+BUILTIN_COMMANDS = {"start", "console", "init", "sessions", "inbox"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,7 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--host", help="address to listen on (server.host)")
     start.add_argument("--port", type=int, help="port to listen on (server.port)")
     start.add_argument("--workers", type=int, default=1, help="processes serving the one port (default 1)")
+    start.add_argument("--role", choices=ROLES, default="all",
+                       help="all (default): take webhooks and handle them; web: verify and store only; worker: handle only")
     start.set_defaults(run=cmd_start)
+
+    inbox = sub.add_parser("inbox", help="events waiting for their handler: depth and the oldest one's age")
+    _config_option(inbox)
+    inbox.set_defaults(run=cmd_inbox)
 
     console = sub.add_parser("console", help="talk to the bot in this terminal")
     _config_option(console)
@@ -86,14 +93,42 @@ def cmd_start(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     from botkit.app.bot import Bot
 
-    Bot(config)  # fail fast, in the parent, on any config error
+    bot = Bot(config, role=args.role)  # fail fast, in the parent, on any config error
+    if args.role != "all" and (bot.inbox is None or not bot.inbox.shared):
+        raise ConfigError("session.driver", f"--role {args.role} needs an inbox that processes share: use the redis or "
+                          "postgres driver")
     if args.workers > 1:
         from botkit.shell.workers import serve_workers
 
-        return serve_workers(config, workers=args.workers, host=args.host, port=args.port)
+        return serve_workers(config, workers=args.workers, host=args.host, port=args.port, role=args.role)
     from botkit.shell.server import run
 
-    run(config, host=args.host, port=args.port)
+    run(config, host=args.host, port=args.port, bot=bot)
+    return 0
+
+
+def cmd_inbox(args: argparse.Namespace) -> int:
+    return asyncio.run(_inbox(load_config(args.config)))
+
+
+async def _inbox(config: Config) -> int:
+    from botkit.app.bot import Bot
+
+    bot = Bot(config, channels={}, handler=_no_handler, role="web")
+    if bot.inbox is None:
+        print(json.dumps({"driver": config.session["driver"], "inbox": None,
+                          "note": "this driver has no inbox: webhooks answer once handled"}))
+        return 0
+    await bot.store.open()
+    try:
+        await bot.inbox.open()
+        stats = await bot.inbox.stats()
+        age = None if stats.oldest is None else round(bot.clock() - stats.oldest, 3)
+        print(json.dumps({"driver": config.session["driver"], "depth": stats.depth, "oldest_age_seconds": age}))
+    finally:
+        await bot.inbox.close()
+        await bot.store.close()
+        await bot.http.close()
     return 0
 
 

@@ -7,6 +7,7 @@ import gc
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import Any
 
 from aiohttp import web
 
@@ -27,8 +28,9 @@ def create_app(bot: Bot) -> web.Application:
     app = web.Application(client_max_size=bot.config.server["client_max_size"])
     app[BOT_KEY] = bot
     app.router.add_get("/healthz", healthz)
-    for name, route in bot.routes():
-        app.router.add_route(route.method, route.path, _handler(bot, name, route))
+    if bot.role != "worker":
+        for name, route in bot.routes():
+            app.router.add_route(route.method, route.path, _handler(bot, name, route))
     app.on_startup.append(_start_bot)
     app.on_shutdown.append(_shutdown_channels)
     app.on_shutdown.append(_drain)
@@ -96,7 +98,17 @@ async def healthz(request: web.Request) -> web.Response:
     bot = request.app[BOT_KEY]
     if not bot.started:
         return web.json_response({"status": "starting"}, status=503)
-    return web.json_response({"status": "ok", "channels": sorted(bot.channels), "in_flight": bot.dispatcher.in_flight})
+    body: dict[str, Any] = {"status": "ok", "role": bot.role, "channels": sorted(bot.channels),
+                            "in_flight": bot.dispatcher.in_flight}
+    if bot.inbox is not None:
+        try:
+            stats = await bot.inbox.stats()
+        except Exception as exc:
+            body["inbox"] = {"error": f"{type(exc).__name__}: {exc}"}
+        else:
+            age = None if stats.oldest is None else round(bot.clock() - stats.oldest, 3)
+            body["inbox"] = {"depth": stats.depth, "oldest_age_seconds": age}
+    return web.json_response(body)
 
 
 async def _start_bot(app: web.Application) -> None:

@@ -36,7 +36,8 @@ LINGER = 0.5
 """Seconds a stopping worker still reads requests on connections it had accepted."""
 
 
-def serve_workers(config: Config, workers: int, host: str | None = None, port: int | None = None) -> int:
+def serve_workers(config: Config, workers: int, host: str | None = None, port: int | None = None,
+                  role: str = "all") -> int:
     """Serve ``config``'s bot from ``workers`` processes on one port until stopped; the exit status."""
     if workers < 1:
         raise BotkitError("--workers must be at least 1")
@@ -46,7 +47,7 @@ def serve_workers(config: Config, workers: int, host: str | None = None, port: i
                           "would each keep their own; with --workers use redis, postgres, mongo or file")
     _check_store(config)
     server = config.server
-    master = _Master(config, {
+    master = _Master(config, role, {
         "bind": [_address(host or server["host"], port if port is not None else server["port"])],
         "workers": workers,
         "worker_class": _worker_class(),
@@ -67,8 +68,9 @@ def serve_workers(config: Config, workers: int, host: str | None = None, port: i
 class _Master(BaseApplication):  # type: ignore[misc]
     """gunicorn's application: settings from botkit, each worker's app from the bot config."""
 
-    def __init__(self, config: Config, options: dict[str, Any]) -> None:
+    def __init__(self, config: Config, role: str, options: dict[str, Any]) -> None:
         self.config = config
+        self.role = role
         self.options = options
         super().__init__(prog="botkit")
 
@@ -92,7 +94,7 @@ class _Master(BaseApplication):  # type: ignore[misc]
         super().reload()
 
     def load(self) -> Callable[[], Awaitable[web.AppRunner]]:
-        config = self.config
+        config, role = self.config, self.role
 
         async def runner() -> web.AppRunner:
             from botkit.app.bot import Bot
@@ -102,7 +104,7 @@ class _Master(BaseApplication):  # type: ignore[misc]
 
             server = config.server
             return _LingeringRunner(
-                create_app(Bot(config)),
+                create_app(Bot(config, role=role)),
                 access_log=logging.getLogger("gunicorn.access") if server["access_log"] else None,
                 access_log_format=ACCESS_LOG_FORMAT,
                 keepalive_timeout=KEEPALIVE,

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from botkit.core.errors import ConfigError
+from botkit.storage.inbox import Inbox, MemoryInbox
+from botkit.storage.live import Bus, MemoryBus
 from botkit.storage.steps import MemoryStepStore, StepStore
 
 
@@ -125,6 +127,15 @@ class SessionStore(abc.ABC):
 
     async def ping(self) -> None:
         """Raise if the store cannot be reached."""
+
+    def inbox(self) -> Inbox | None:
+        """Where webhooks' events wait for their handler, in this store's engine; None: this store has
+        none, and webhooks answer once their events are handled (``server.ack_within`` is ignored)."""
+        return None if self.shared else MemoryInbox()
+
+    def bus(self) -> Bus:
+        """The live bus of the processes sharing this store (this process alone by default)."""
+        return MemoryBus()
 
     def step_store(self) -> tuple[StepStore, str | None]:
         """Where this store's scheduled steps wait, and a caveat to log at start-up (if any). By default

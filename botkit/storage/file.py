@@ -23,6 +23,7 @@ from botkit.core.errors import ConfigError, StoreUnavailable, VersionConflict
 from botkit.core.session import dumps, key_of, loads
 from botkit.storage.atomic import SUFFIX, write_atomically
 from botkit.storage.base import NOTHING, Appended, Lease, SessionStore
+from botkit.storage.inbox import Inbox
 from botkit.storage.steps import StepStore
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -53,6 +54,11 @@ class FileStore(SessionStore):
         super().validate(settings)
         if not isinstance(settings.get("dirname", ".session"), (str, os.PathLike)):
             raise ConfigError("session.stores.file.dirname", "must be a folder path")
+
+    def inbox(self) -> Inbox:
+        from botkit.storage.inbox.file import FileInbox
+
+        return FileInbox(self.dirname)
 
     def step_store(self) -> tuple[StepStore, str | None]:
         from botkit.storage.steps.file import FileStepStore

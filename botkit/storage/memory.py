@@ -2,6 +2,7 @@
 with its history log beside it: a list of serialised entries, bounded to the history limit."""
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -10,10 +11,16 @@ from botkit.core.errors import ConfigError, VersionConflict
 from botkit.core.session import dumps, key_of, loads
 from botkit.storage.base import NOTHING, Appended, SessionStore
 
+log = logging.getLogger("botkit.drivers.memory")
+DEFAULT_MAX_SIZE = 10_000
+"""About 700 bytes an idle session (bench.idle_sessions): 10,000 sessions take some 7 MB."""
+_eviction_logged = False
+"""Whether this process has logged its first eviction (the warning is given once per process)."""
+
 
 class MemoryStore(SessionStore):
     name = "memory"
-    defaults = {"max_size": 500}
+    defaults = {"max_size": DEFAULT_MAX_SIZE}
     in_process = True
 
     def __init__(self, settings: Mapping[str, Any], **kwargs: Any) -> None:
@@ -26,7 +33,7 @@ class MemoryStore(SessionStore):
     @classmethod
     def validate(cls, settings: Mapping[str, Any]) -> None:
         super().validate(settings)
-        size = settings.get("max_size", 500)
+        size = settings.get("max_size", DEFAULT_MAX_SIZE)
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ConfigError("session.stores.memory.max_size", f"must be a positive whole number, not {size!r}")
 
@@ -51,22 +58,23 @@ class MemoryStore(SessionStore):
         while len(records) > self.max_size:
             evicted, _ = records.popitem(last=False)
             self._logs.pop(evicted, None)
+            _evicted(self.max_size)
 
     def _append(self, key: str, appended: Appended) -> None:
-        log = None if appended.restart else self._logs.get(key)
-        if log is None:
-            log = self._logs[key] = []
-        log.extend(_compact(dumps(entry)) for entry in appended.entries)
-        if len(log) > appended.limit:
-            del log[: len(log) - appended.limit]
-        if not log:
+        kept = None if appended.restart else self._logs.get(key)
+        if kept is None:
+            kept = self._logs[key] = []
+        kept.extend([_compact(dumps(entry)) for entry in appended.entries])
+        if len(kept) > appended.limit:
+            del kept[: len(kept) - appended.limit]
+        if not kept:
             del self._logs[key]
 
     async def history(self, key: str, limit: int | None = None) -> list[dict[str, Any]]:
-        log: Sequence[bytes] = self._logs.get(key, ())
+        kept: Sequence[bytes] = self._logs.get(key, ())
         if limit is not None:
-            log = log[-limit:] if limit > 0 else []
-        return [loads(entry) for entry in log]
+            kept = kept[-limit:] if limit > 0 else []
+        return [loads(entry) for entry in kept]
 
     async def delete(self, key: str) -> bool:
         self._logs.pop(key, None)
@@ -78,6 +86,16 @@ class MemoryStore(SessionStore):
     @property
     def size(self) -> int:
         return len(self._records)
+
+
+def _evicted(max_size: int) -> None:
+    """A conversation was forgotten to make room: say so, the first time in this process."""
+    global _eviction_logged
+    if not _eviction_logged:
+        _eviction_logged = True
+        log.warning("memory session store full: the least recently used of %d sessions was forgotten (its "
+                    "conversation starts again from initial_state); raise session.stores.memory.max_size, or use "
+                    "a shared driver (file, redis, postgres). Logged once per process.", max_size)
 
 
 def _compact(data: bytes) -> bytes:

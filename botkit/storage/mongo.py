@@ -27,6 +27,7 @@ from pymongo.errors import DuplicateKeyError
 from botkit.core.errors import ConfigError, StoreUnavailable
 from botkit.core.session import key_of
 from botkit.storage.base import Appended
+from botkit.storage.inbox import Inbox
 from botkit.storage.shared import LEASE_LOST, SAVED, STALE, SharedStore
 
 LEASE_ONLY_LIFETIME = timedelta(hours=1)
@@ -67,6 +68,11 @@ class MongoStore(SharedStore):
         size = settings.get("pool_size", cls.defaults["pool_size"])
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ConfigError("session.stores.mongo.pool_size", f"must be a positive whole number, not {size!r}")
+
+    def inbox(self) -> Inbox:
+        from botkit.storage.inbox.mongo import MongoInbox
+
+        return MongoInbox(lambda: self.client[self.settings["database"]], self.settings["collection"])
 
     # -- connection -------------------------------------------------------------------------------
 

@@ -26,6 +26,8 @@ import orjson
 from botkit.core.errors import ConfigError, StoreUnavailable
 from botkit.core.session import key_of
 from botkit.storage.base import Appended
+from botkit.storage.inbox import Inbox
+from botkit.storage.live import Bus
 from botkit.storage.shared import LEASE_LOST, SAVED, STALE, SharedStore
 
 log = logging.getLogger("botkit.drivers.postgres")
@@ -163,6 +165,16 @@ class PostgresStore(SharedStore):
             "shape": SHAPE}.items()}
         self.pool: asyncpg.Pool | None = None
         self._sweeper: asyncio.Task[None] | None = None
+
+    def inbox(self) -> Inbox:
+        from botkit.storage.inbox.postgres import PostgresInbox
+
+        return PostgresInbox(lambda: self.pool, self.settings["table"], dsn=self.settings["dsn"], timeout=self.timeout)
+
+    def bus(self) -> Bus:
+        from botkit.storage.live.postgres import PostgresBus
+
+        return PostgresBus(self.settings["dsn"], self.settings["table"].rpartition(".")[2], timeout=self.timeout)
 
     @classmethod
     def validate(cls, settings: Mapping[str, Any]) -> None:

@@ -24,6 +24,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from botkit.core.errors import ConfigError, StoreUnavailable
 from botkit.core.session import dumps, key_of, loads
 from botkit.storage.base import Appended
+from botkit.storage.inbox import Inbox
+from botkit.storage.live import Bus
 from botkit.storage.shared import LEASE_LOST, SAVED, STALE, SharedStore, expiry_ms
 from botkit.storage.steps import StepStore
 
@@ -134,6 +136,16 @@ class RedisStore(SharedStore):
         size = settings.get("max_connections", cls.defaults["max_connections"])
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ConfigError("session.stores.redis.max_connections", f"must be a positive whole number, not {size!r}")
+
+    def inbox(self) -> Inbox:
+        from botkit.storage.inbox.redis import RedisInbox
+
+        return RedisInbox(self.url, self.prefix, cluster=self.cluster, timeout=self.timeout)
+
+    def bus(self) -> Bus:
+        from botkit.storage.live.redis import RedisBus
+
+        return RedisBus(self.url, self.prefix, timeout=self.timeout)
 
     def step_store(self) -> tuple[StepStore, str | None]:
         from botkit.storage.steps.redis import RedisStepStore

@@ -7,7 +7,7 @@ session = {
     "driver": env("SESSION_DRIVER", "memory"),
     "expires_in": None,
     "stores": {
-        "memory": {"max_size": 500},
+        "memory": {"max_size": 10_000},  # about 700 bytes a session; beyond it the least recent is forgotten
         "file": {"dirname": ".session"},
         "redis": {"url": env("REDIS_URL", "redis://127.0.0.1:6379/0"), "prefix": "botkit:"},
         "postgres": {"dsn": env("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")},
