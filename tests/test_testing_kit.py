@@ -16,7 +16,7 @@ import pytest
 from botkit.flows.router import Flows
 from botkit.testing import CHANNELS, BotFailed, BotTester, RequestRefused, TesterError
 from tests.conftest import PLUGIN
-from tests.stores import REDIS_URL, unique, unreachable
+from tests.stores import REDIS_URL, drop_redis_prefix, redis_keys, unique, unreachable
 from tests.support import make_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -286,24 +286,26 @@ async def test_the_file_driver_runs_in_a_folder_of_its_own(tmp_path):
 
 
 async def test_the_redis_driver_leaves_no_session_behind(tmp_path):
-    import redis.asyncio as aioredis
-
     prefix = unique("botkit-test-kit:")
     config = make_config(tmp_path, app=counter, session={"stores": {"redis": {"url": REDIS_URL, "prefix": prefix}}})
+    bot = BotTester(config, channel="telegram", driver="redis")
     try:
-        async with BotTester(config, channel="telegram", driver="redis") as bot:
-            await bot.send("hi")
-            await bot.user("alice").send("hi")
-            await bot.send("hi")
-            assert bot.state == {"count": 2}
-            key = bot.session_key
-    except (OSError, ConnectionError) as exc:
-        unreachable("Redis", exc)
-    client = aioredis.Redis.from_url(REDIS_URL)
+        await bot.start()
+    except Exception as exc:
+        unreachable(f"Redis at {REDIS_URL}", exc)
     try:
-        assert await client.exists(f"{prefix}session:{key}") == 0
+        await bot.send("hi")
+        await bot.user("alice").send("hi")
+        await bot.send("hi")
+        assert bot.state == {"count": 2}
+        keys = [f"{prefix}session:{bot.session_key}", f"{prefix}session:{bot.user('alice').session_key}"]
+        assert set(keys) <= {key.decode() for key in await redis_keys(REDIS_URL, prefix)}, "kept in Redis meanwhile"
     finally:
-        await client.aclose()
+        await bot.stop()
+    try:
+        assert not set(keys) & {key.decode() for key in await redis_keys(REDIS_URL, prefix)}, "deleted after the test"
+    finally:
+        await drop_redis_prefix(REDIS_URL, prefix)
 
 
 async def test_two_bots_whose_modules_share_a_name_each_run_their_own(tmp_path):

@@ -10,11 +10,10 @@ import asyncio
 import copy
 import logging
 import os
-import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -83,9 +82,9 @@ class Harness:
             raise ConfigError(f"channels.{name}", f"botkit.testing has no fake platform for {adapter.__module__}."
                                                   f"{adapter.__qualname__}")
         self.channel = name
-        self.platform: Platform = fake(name, self.clock, self._deliver)
+        self.platform: Platform = fake(name, self.clock, self.deliver)
         self.http = FakeHttp([self.platform])
-        self._tempdir: str | None = None
+        self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self.driver = self.config.session["driver"] if driver == "config" else driver
         store = self._store()
         self.bot = Bot(self.config, handler=handler or load_handler(self.config), clock=self.clock, store=store,
@@ -103,8 +102,8 @@ class Harness:
         cls = driver_class(self.driver)
         settings = dict(self.config.store_settings(self.driver))
         if "dirname" in cls.defaults:  # never the bot's own session folder
-            self._tempdir = tempfile.mkdtemp(prefix="botkit-test-")
-            settings["dirname"] = self._tempdir
+            self._tempdir = tempfile.TemporaryDirectory(prefix="botkit-test-", ignore_cleanup_errors=True)
+            settings["dirname"] = self._tempdir.name
         cls.validate(settings)
         session = {**self.config.session, "driver": self.driver,
                    "stores": {**self.config.session["stores"], self.driver: settings}}
@@ -140,7 +139,7 @@ class Harness:
         finally:
             logging.getLogger("botkit").removeHandler(self.failures)
             if self._tempdir is not None:
-                shutil.rmtree(self._tempdir, ignore_errors=True)
+                self._tempdir.cleanup()
 
     def check_started(self) -> None:
         if not self.started:
@@ -166,7 +165,7 @@ class Harness:
             return self.adapter.reject(RequestRejected(f"the request body is over {limit} bytes", 413))
         return await self.bot.receive(self.channel, replace(head, body=inbound.body))
 
-    def _deliver(self, address: str, messages: list[Message]) -> None:
+    def deliver(self, address: str, messages: list[Message]) -> None:
         identity = self.platform.addresses.get(address)
         tester = self.testers.get(identity.name) if identity is not None else None
         for message in messages:
@@ -327,17 +326,17 @@ class BotTester:
         await self._harness.settle()
         await self._harness.refresh()
 
-    async def _act(self, make: Any, what: str) -> list[Message]:
+    async def _act(self, make: Callable[[Identity], Inbound], what: str) -> list[Message]:
         harness = self._harness
         harness.check_started()
         user = await self._identity()
         mark, errors = len(self.replies), len(harness.failures.records)
-        inbound: Inbound = make(user)
+        inbound = make(user)
         reply = await harness.post(inbound)
         if not 200 <= reply.status < 300:
             raise RequestRefused(f"the {self.channel} channel answered {reply.status} to {what} from {self.name}: "
                                  f"{reply.body[:300]!r}", reply.status, reply.body)
-        harness._deliver(user.address, self._platform.replies_in(user, reply))
+        harness.deliver(user.address, self._platform.replies_in(user, reply))
         await harness.settle()
         await harness.refresh()
         harness.failures_since(errors)

@@ -20,8 +20,8 @@ async def test_each_conversation_counts_its_own_messages(bot_tester):
 
 
 @pytest.mark.bot_tester(channel="telegram")
-async def test_what_is_not_a_message_is_not_counted(bot_tester):
+async def test_a_button_press_counts_as_a_message(bot_tester):
     await bot_tester.send("hi")
-    await bot_tester.press("SOMETHING")  # a button press is a message too: counted
+    await bot_tester.press("SOMETHING")  # a payload, as a tapped button sends it
     assert bot_tester.replies[-1].text == "Count: 2"
     assert bot_tester.session.message_count == 2
