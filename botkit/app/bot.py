@@ -49,8 +49,8 @@ ROLES = ("all", "web", "worker")
 class Bot:
     """One running bot. Build it from a Config; ``start`` before use and ``stop`` after.
 
-    ``handler``, ``clock``, ``store`` and ``channels`` can be passed in, so tests and embedding code can
-    swap them.
+    ``handler``, ``clock``, ``store``, ``channels`` and ``http`` (the outbound client every channel uses)
+    can be passed in, so tests and embedding code can swap them.
     """
 
     def __init__(
@@ -62,6 +62,7 @@ class Bot:
         store: SessionStore | None = None,
         channels: Mapping[str, Mapping[str, Any]] | None = None,
         role: str = "all",
+        http: HttpClient | None = None,
     ) -> None:
         if role not in ROLES:
             raise ConfigError("--role", f"must be one of {', '.join(ROLES)}, not {role!r}")
@@ -70,7 +71,7 @@ class Bot:
         self.clock = clock
         self.handler: Handler = handler or load_app(config)
         self.policy = SessionPolicy.from_settings(config.session, config.initial_state)
-        self.http = HttpClient(**config.http)
+        self.http = http if http is not None else HttpClient(**config.http)
         self.store = store if store is not None else make_store(config.session, config.resolve_path, clock)
         self.owner = secrets.token_urlsafe(12)
         """This process, as the inbox and the live bus know it."""

@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     console.add_argument("--user", help="the console user's name (session key console:<user>)")
     console.set_defaults(run=cmd_console)
 
-    init = sub.add_parser("init", help="create a new bot in DIR")
+    init = sub.add_parser("init", help="create a new bot in DIR (bot.py, bot.config.py, test_bot.py)")
     init.add_argument("dir", nargs="?", default=".")
     init.set_defaults(run=cmd_init)
 
@@ -146,14 +146,15 @@ def cmd_init(args: argparse.Namespace) -> int:
     target = Path(args.dir)
     target.mkdir(parents=True, exist_ok=True)
     templates = files("botkit") / "templates"
-    for name in ("bot.py", "bot.config.py"):
+    for name in ("bot.py", "bot.config.py", "test_bot.py"):
         path = target / name
         if path.exists():
             print(f"botkit: {path} exists; left as it is", file=sys.stderr)
             continue
         path.write_text((templates / name).read_text())
         print(f"created {path}")
-    print(f"next: edit {target / 'bot.py'}, then `botkit console --config {target / 'bot.config.py'}`")
+    print(f"next: edit {target / 'bot.py'}, then `botkit console --config {target / 'bot.config.py'}`; "
+          f"`pytest {target}` runs its tests")
     return 0
 
 
