@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol
 
 import orjson
 
+from botkit.adapters.guards import replay_window
 from botkit.core.errors import BadRequest, ConfigError, RequestRejected
 from botkit.core.events import Event
 from botkit.core.requests import Reply, Request
@@ -108,6 +109,8 @@ class Adapter:
             if key not in schema:
                 raise ConfigError(f"channels.{name}.{key}", f"unknown setting; known: {', '.join(schema)}")
         merged = {key: settings.get(key, default) for key, default in schema.items()}
+        if "replay_window" in merged:
+            merged["replay_window"] = replay_window(name, merged)
         ack = merged["ack_within"]
         if ack != "server" and ack is not None and (isinstance(ack, bool) or not isinstance(ack, (int, float)) or ack < 0):
             raise ConfigError(f"channels.{name}.ack_within", f"must be seconds (0 or more) or None, not {ack!r}")

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from botkit.adapters.base import REQUIRED, Adapter, Sender, parse_json, require, same_secret
-from botkit.adapters.guards import credential, epoch_seconds, refuse_stale, replay_window
+from botkit.adapters.guards import credential, epoch_seconds, refuse_stale
 from botkit.core.errors import SendError, Unauthorized
 from botkit.core.events import Event
 from botkit.core.keys import SessionKey
@@ -53,12 +53,6 @@ class LineAdapter(Adapter):
     settings_schema = {"access_token": REQUIRED, "channel_secret": REQUIRED, "replay_window": REPLAY_WINDOW}
     default_api_base = "https://api.line.me"
     max_body_size = MAX_BODY_SIZE
-
-    @classmethod
-    def validate(cls, name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
-        merged = super().validate(name, settings)
-        merged["replay_window"] = replay_window(name, merged)
-        return merged
 
     async def check_headers(self, request: Request) -> None:
         _signature_header(request)

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote, urlencode, urlsplit
 
 from botkit.adapters.base import Adapter, Route, parse_json, require, same_secret
-from botkit.adapters.guards import credential, refuse_stale, replay_window
+from botkit.adapters.guards import credential, refuse_stale
 from botkit.core.errors import BadRequest, ConfigError, Unauthorized
 from botkit.core.events import Event
 from botkit.core.requests import Reply, Request
@@ -59,12 +59,6 @@ class MetaAdapter(Adapter):
     """The ``object`` of this channel's webhooks: ``page`` or ``whatsapp_business_account``."""
     default_api_base = GRAPH_API
     max_body_size = MAX_BODY_SIZE
-
-    @classmethod
-    def validate(cls, name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
-        merged = super().validate(name, settings)
-        merged["replay_window"] = replay_window(name, merged)
-        return merged
 
     def routes(self) -> list[Route]:
         return [Route("GET", self.path, self.handshake), Route("POST", self.path)]

@@ -25,7 +25,7 @@ from botkit.adapters.botframework_auth import (
     SigningKeys,
     token_url,
 )
-from botkit.adapters.guards import credential, refuse_stale, replay_window
+from botkit.adapters.guards import credential, refuse_stale
 from botkit.core.errors import BotkitError, ConfigError, SendError
 from botkit.core.events import Event
 from botkit.core.requests import Reply, Request
@@ -72,7 +72,6 @@ class TeamsAdapter(Adapter):
             url = merged[key]
             if url is not None and (not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https")):
                 raise ConfigError(f"channels.{name}.{key}", "must be an http(s) URL; leave it out for the default")
-        merged["replay_window"] = replay_window(name, merged)
         if merged["api_base"]:
             raise ConfigError(
                 f"channels.{name}.api_base",

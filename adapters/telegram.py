@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from botkit.adapters.base import REQUIRED, Adapter, Sender, parse_json, require, same_secret
-from botkit.adapters.guards import credential, epoch_seconds, refuse_stale, replay_window
+from botkit.adapters.guards import credential, epoch_seconds, refuse_stale
 from botkit.core.errors import Unauthorized
 from botkit.core.events import Event
 from botkit.core.keys import SessionKey
@@ -54,12 +54,6 @@ class TelegramAdapter(Adapter):
     settings_schema = {"access_token": REQUIRED, "secret_token": REQUIRED, "replay_window": None}
     default_api_base = "https://api.telegram.org"
     max_body_size = MAX_BODY_SIZE
-
-    @classmethod
-    def validate(cls, name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
-        merged = super().validate(name, settings)
-        merged["replay_window"] = replay_window(name, merged)
-        return merged
 
     async def check_headers(self, request: Request) -> None:
         """The secret token is all there is to check, and it is a header: no body is read without it."""

@@ -165,7 +165,7 @@ class WebAdapter(Adapter):
             session = context.session
             session.address = address
             session.channel = self.name
-            session.history.clear()
+            session.clear_history()
             session.message_count = 0
 
         outcome = await self.host.run(f"web:{session_id}", begin, event_type="session_created")
@@ -188,7 +188,8 @@ class WebAdapter(Adapter):
     async def history(self, request: Request) -> Reply:
         """``GET /api/history``: the session's stored messages, both directions, oldest first."""
         visitor = await self._authorize(request)
-        messages = [m for m in visitor.session.history if m.get("dir") == "out" or m.get("type") in MESSAGE_TYPES]
+        entries = await visitor.session.load_history()
+        messages = [m for m in entries if m.get("dir") == "out" or m.get("type") in MESSAGE_TYPES]
         return _json({"session_id": visitor.session_id, "messages": messages})
 
     async def events(self, request: Request) -> Reply:

@@ -104,7 +104,8 @@ async def drop_postgres_table(dsn: str, table: str) -> None:
 
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute(f'DROP TABLE IF EXISTS "{table}"; DROP TABLE IF EXISTS "{table}_counters"')
+        await conn.execute(f'DROP TABLE IF EXISTS "{table}_history"; DROP TABLE IF EXISTS "{table}"; '
+                           f'DROP TABLE IF EXISTS "{table}_counters"')
     finally:
         await conn.close()
 
@@ -151,6 +152,17 @@ async def mongo_store(tmp_path: Path, clock: Callable[[], float] = time.time, **
             await client.drop_database(settings["database"])
         finally:
             await client.close()
+
+
+OLD_RECORD = """{"version": 4, "id": "test:1", "platform": "test", "state": {"count": 4, "_back_to": "shop->thanks"},
+ "slug": "email->get_email", "previous_slug": "shop->checkout", "created_at": 1700000000.0,
+ "last_activity": 1700000100.0, "expires_at": null, "message_count": 4,
+ "history": [{"dir": "in", "type": "text", "text": "hi", "at": 1700000000.0},
+             {"dir": "out", "type": "text", "text": "Count: 4", "at": 1700000000.5},
+             {"dir": "in", "type": "payload", "payload": "BUY", "at": 1700000100.0}],
+ "handled": ["41"], "address": {"chat_id": 1}, "channel": "test"}"""
+"""A record as the release before the envelope wrote it (flat fields, the transcript inline, the flows'
+back-to point in the state; ``version`` first, as its Redis driver wrote it)."""
 
 
 FACTORIES: dict[str, Callable[..., Any]] = {
@@ -254,6 +266,9 @@ def bot_folder(folder: Path, **settings: Any) -> Path:
     """Write bot.py (the counter) and a bot.config.py defining ``settings``; return the config's path."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "bot.py").write_text(COUNTER_BOT)
+    from tests.support import with_test_defaults
+
+    settings = with_test_defaults(dict(settings))
     settings.setdefault("initial_state", {"count": 0})
     lines = ['app = "bot:app"'] + [f"{name} = {value!r}" for name, value in settings.items()]
     config = folder / "bot.config.py"

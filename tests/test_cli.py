@@ -102,7 +102,7 @@ def test_a_config_mistake_is_one_line_naming_the_setting(tmp_path, change, setti
 def test_init_makes_a_bot_the_console_can_talk_to(tmp_path):
     result = botkit("init", str(tmp_path / "mybot"))
     assert result.returncode == 0
-    assert {p.name for p in (tmp_path / "mybot").iterdir()} == {"bot.py", "bot.config.py"}
+    assert {p.name for p in (tmp_path / "mybot").iterdir()} == {"bot.py", "bot.config.py", "test_bot.py"}
     talk = botkit("console", "--config", str(tmp_path / "mybot" / "bot.config.py"), stdin="hi\nhi\n/state\n/exit\n")
     assert talk.returncode == 0
     assert "Bot > Count: 1" in talk.stdout and "Bot > Count: 2" in talk.stdout and '{"count": 2}' in talk.stdout
@@ -143,7 +143,8 @@ def test_sessions_list_show_delete_on_the_file_driver(tmp_path):
     assert botkit("console", "--config", str(config), "--user", "ada", stdin="hi\n").returncode == 0
     assert botkit("sessions", "list", "--config", str(config)).stdout.split() == ["console:ada"]
     shown = json.loads(botkit("sessions", "show", "console:ada", "--config", str(config)).stdout)
-    assert shown["state"] == {"count": 1} and shown["id"] == "console:ada"
+    assert shown["record"]["state"] == {"count": 1} and shown["record"]["key"] == "console:ada"
+    assert [(entry["dir"], entry.get("text")) for entry in shown["history"]] == [("in", "hi"), ("out", "Count: 1")]
     assert botkit("sessions", "delete", "console:ada", "--config", str(config)).returncode == 0
     assert botkit("sessions", "list", "--config", str(config)).stdout.split() == []
     missing = botkit("sessions", "show", "console:ada", "--config", str(config))

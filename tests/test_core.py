@@ -6,6 +6,7 @@ import pytest
 from botkit import Bot
 from botkit.core.events import Event
 from botkit.core.sending import Sender
+from botkit.core.session import HistoryNotLoaded
 from tests.support import make_config, test_bot
 
 
@@ -82,9 +83,26 @@ async def test_sends_are_recorded_in_history_and_aliases_work(tmp_path):
     bot = make_bot(tmp_path, handler)
     sender = await run(bot, "hello")
     assert sender.sent == [("text", ("one",)), ("image", ("https://example.com/a.png",))]
-    history = (await bot.store.load("test:1"))["history"]
+    history = await bot.store.history("test:1")
     assert [(h["dir"], h["type"], h.get("text")) for h in history] == [
         ("in", "text", "hello"), ("out", "text", "one"), ("out", "image", "https://example.com/a.png")]
+
+
+async def test_the_transcript_is_read_when_asked_and_session_history_says_so_before(tmp_path):
+    seen = []
+
+    async def handler(context):
+        if context.event.text == "second":
+            with pytest.raises(HistoryNotLoaded, match=r"await context\.history\(\)"):
+                len(context.session.history)
+            seen.append([h.get("text") for h in await context.history()])
+            seen.append([h.get("text") for h in context.session.history])
+        await context.send_text("ok")
+
+    bot = make_bot(tmp_path, handler)
+    await run(bot, "first")
+    await run(bot, "second")
+    assert seen == [["first", "ok", "second"]] * 2
 
 
 async def test_a_send_the_channel_lacks_is_a_clear_error(tmp_path, caplog):
@@ -111,7 +129,8 @@ async def test_session_fields_are_kept(tmp_path):
     bot = make_bot(tmp_path, lambda context: _noop(), expires_in=10)
     await run(bot)
     record = await bot.store.load("test:1")
-    assert record["id"] == "test:1" and record["platform"] == "test" and record["message_count"] == 1
+    session = await bot.load_session("test:1")
+    assert session.id == record["key"] == "test:1" and session.platform == "test" and session.message_count == 1
     assert record["expires_at"] == pytest.approx(record["last_activity"] + 600)
     assert record["created_at"] <= record["last_activity"] and record["version"] == 1
 

@@ -9,6 +9,7 @@ from botkit import Bot
 from botkit.core.errors import BotkitError
 from botkit.core.events import Event
 from botkit.core.sending import Sender
+from botkit.core.session import Session
 from botkit.flows.router import Flows, UnknownState
 from examples.flows.bot import flows as onboarding
 from tests.support import Served, make_config, test_bot
@@ -35,8 +36,8 @@ class Chat:
         return [call.json["text"] for call in self.fake_api.calls[before:]]
 
     async def slugs(self) -> tuple[str | None, str | None]:
-        record = await self.served.bot.store.load(KEY)
-        return record["slug"], record["previous_slug"]
+        session = await self.served.bot.load_session(KEY)
+        return session.slug, session.previous_slug
 
 
 async def _slugs_are(chat: Chat, expected: tuple[str, str]) -> bool:
@@ -75,8 +76,7 @@ async def test_a_renamed_state_lands_in_the_catch_all_which_steps_back_to_where_
         await chat.say("hi")
         await chat.say("Ada")
         # The session was saved by an older deploy in which get_colour was called get_color.
-        record = await bot.store.load(KEY)
-        await bot.store.save({**record, "slug": "survey->get_color", "version": record["version"] + 1})
+        await rewrite(bot, KEY, slug="survey->get_color")
 
         assert await chat.say("blue") == [
             "Sorry, I lost track of where we were. Let's go back a step.",
@@ -135,6 +135,15 @@ def flows_bot(flows, tmp_path) -> Bot:
 async def slugs(bot: Bot, key: str = "test:1") -> tuple[str | None, str | None]:
     session = await bot.load_session(key)
     return session.slug, session.previous_slug
+
+
+async def rewrite(bot: Bot, key: str, **slugs: str) -> None:
+    """Save the session with other slugs, as an older deploy would have."""
+    session = Session.from_record(await bot.store.load(key))
+    for name, slug in slugs.items():
+        setattr(session, name, slug)
+    session.version += 1
+    await bot.store.save(session.to_record())
 
 
 async def test_decorated_functions_and_classes_declare_states_in_order(tmp_path):
@@ -219,7 +228,8 @@ async def test_set_back_to_returns_from_a_shared_flow_once(tmp_path):
 
     bot = flows_bot(flows, tmp_path)
     assert await say(bot, "buy") == ["Your email?"]
-    assert (await bot.load_session("test:1")).state == {"_back_to": "shop->thanks"}
+    stored = await bot.load_session("test:1")
+    assert stored.state == {} and stored.parts["flow"]["back_to"] == "shop->thanks", "the back-to point is not the user's state"
     assert await say(bot, "ada@example.com") == ["Thanks! Receipt goes to ada@example.com."]
     assert await slugs(bot) == ("shop->done", "shop->thanks")
     assert (await bot.load_session("test:1")).state == {"email": "ada@example.com"}
@@ -242,8 +252,7 @@ async def test_step_back_with_nowhere_to_go_goes_to_the_entry(tmp_path):
 
     bot = flows_bot(flows, tmp_path)
     await say(bot)
-    record = await bot.store.load("test:1")  # the previous state was renamed by a deploy
-    await bot.store.save({**record, "previous_slug": "start->old_intro", "version": record["version"] + 1})
+    await rewrite(bot, "test:1", previous_slug="start->old_intro")  # the previous state was renamed by a deploy
     assert await say(bot, "back") == ["welcome"]
     assert await slugs(bot) == ("start->menu", "start->welcome")
 
@@ -262,8 +271,7 @@ async def test_a_slug_naming_no_state_without_a_catch_all_starts_over_at_the_ent
 
     bot = flows_bot(flows, tmp_path)
     await say(bot)
-    record = await bot.store.load("test:1")
-    await bot.store.save({**record, "slug": "start->removed_in_v2", "version": record["version"] + 1})
+    await rewrite(bot, "test:1", slug="start->removed_in_v2")
     assert await say(bot) == ["welcome"]
     assert await slugs(bot) == ("start->wait", "start->welcome")
     assert "slug 'start->removed_in_v2' names no state and there is no catch-all" in caplog.text

@@ -57,7 +57,27 @@ async def postgres_inbox(tmp_path: Path) -> AsyncIterator[tuple[Inbox, Inbox | N
                 await conn.close()
 
 
-INBOXES = {"memory": memory_inbox, "redis": redis_inbox, "postgres": postgres_inbox}
+@contextlib.asynccontextmanager
+async def file_inbox(tmp_path: Path) -> AsyncIterator[tuple[Inbox, Inbox | None]]:
+    from botkit.storage.inbox.file import FileInbox
+
+    first, second = FileInbox(tmp_path / "sessions"), FileInbox(tmp_path / "sessions")  # two processes' view
+    await first.open()
+    yield first, second
+
+
+@contextlib.asynccontextmanager
+async def mongo_inbox(tmp_path: Path) -> AsyncIterator[tuple[Inbox, Inbox | None]]:
+    from tests.stores import mongo_store
+
+    async with mongo_store(tmp_path) as store:
+        first, second = store.inbox(), store.inbox()
+        await first.open()
+        yield first, second
+
+
+INBOXES = {"memory": memory_inbox, "file": file_inbox, "redis": redis_inbox, "postgres": postgres_inbox,
+           "mongo": mongo_inbox}
 
 
 @pytest.fixture(params=sorted(INBOXES))
@@ -293,3 +313,39 @@ async def test_a_proactive_send_and_a_scheduled_step_take_their_turn_in_the_inbo
         await eventually(lambda: "step" in order)
     assert order == ["message hi", "sent news", "step"]
 
+
+
+async def test_the_file_journal_outlives_the_process_and_a_torn_last_line(tmp_path):
+    from botkit.storage.inbox.file import JOURNAL, FileInbox
+
+    inbox = FileInbox(tmp_path)
+    await inbox.open()
+    now = time.time()
+    await inbox.put([event(1), event(2)], now)
+    [claim] = await inbox.claim("a", now, now + 5, 10)
+    await inbox.ack(claim.key, claim.entries[0].id)
+    with open(tmp_path / JOURNAL, "ab") as journal:
+        journal.write(b'{"o":"put","id":"99","k":"te')  # the process died mid-write
+    restarted = FileInbox(tmp_path)
+    [taken] = await restarted.claim("b", now + 6, now + 16, 10)  # the dead owner's lease ran out
+    assert [entry.event["text"] for entry in taken.entries] == ["m2"]
+    await restarted.put([event(3)], now + 7)
+    assert (await FileInbox(tmp_path).stats()).depth == 2
+
+
+async def test_a_large_file_journal_is_rewritten_as_what_still_waits(tmp_path, monkeypatch):
+    from botkit.storage.inbox import file as file_inbox_module
+
+    monkeypatch.setattr(file_inbox_module, "COMPACT_AT", 2000)
+    inbox = file_inbox_module.FileInbox(tmp_path)
+    await inbox.open()
+    now = time.time()
+    for n in range(1, 40):
+        await inbox.put([event(n)], now)
+        [claim] = await inbox.claim("a", now, now + 5, 10)
+        await inbox.ack(claim.key, claim.entries[0].id)
+        await inbox.release("a", claim, now)
+    await inbox.put([event(40)], now)
+    assert (tmp_path / file_inbox_module.JOURNAL).stat().st_size < 2000 + 500
+    [claim] = await file_inbox_module.FileInbox(tmp_path).claim("b", now, now + 5, 10)
+    assert [entry.event["text"] for entry in claim.entries] == ["m40"]

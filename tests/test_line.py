@@ -176,7 +176,7 @@ async def test_seven_sends_make_one_reply_with_five_and_one_push_with_two(fake_a
     bot = line_bot(fake_api, tmp_path, handler)
     async with Served(bot) as served:
         await post(served, webhook(text()))
-        history = (await bot.store.load(f"line:{USER}"))["history"]
+        history = await bot.store.history(f"line:{USER}")
     reply, push = fake_api.calls
     assert reply.path == REPLY and [m["text"] for m in reply.json["messages"]] == ["m0", "m1", "m2", "m3", "m4"]
     assert push.path == PUSH and push.json == {"to": USER, "messages": [{"type": "text", "text": "m5"}, {"type": "text", "text": "m6"}]}

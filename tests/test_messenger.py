@@ -212,7 +212,7 @@ async def test_echoes_and_receipts_are_typed_and_never_user_text(fake_api, tmp_p
     bot = messenger_bot(fake_api, tmp_path, handler)
     async with Served(bot) as served:
         assert (await post(served, webhook(echo, delivery, read))).status == 200
-        history = (await bot.store.load(f"messenger:{PSID}"))["history"]
+        history = await bot.store.history(f"messenger:{PSID}")
     assert [(e.type, e.session_key, e.text, e.is_message) for e in seen] == [
         ("echo", f"messenger:{PSID}", None, False), ("delivery", f"messenger:{PSID}", None, False),
         ("read", f"messenger:{PSID}", None, False)]

@@ -7,11 +7,12 @@ import json
 import time
 from datetime import UTC
 
+import orjson
 import pytest
 
 from botkit import ConfigError, StoreUnavailable
 from botkit.storage.mongo import MongoStore
-from tests.stores import MONGODB_URL, Clock, bot_folder, bot_on, free_port, mongo_store, run_cli, text_event
+from tests.stores import MONGODB_URL, OLD_RECORD, Clock, bot_folder, bot_on, free_port, mongo_store, run_cli, text_event
 from tests.support import make_config
 
 
@@ -38,6 +39,25 @@ async def test_a_session_is_a_document_keyed_by_the_session_key_under_a_ttl_inde
     assert indexes["expires_at_ttl"]["key"] == [("expires_at", 1)] and indexes["expires_at_ttl"]["expireAfterSeconds"] == 0
 
 
+async def test_the_history_is_an_array_beside_the_record_in_the_same_document(store, tmp_path):
+    bot = bot_on(store, tmp_path, history=3)
+    for text in ("a", "b"):
+        await bot.dispatch([text_event(bot, text=text)])
+    doc = await store.sessions.find_one({"_id": "test:1"})
+    assert [(entry["seq"], entry["dir"], entry.get("text")) for entry in doc["history"]] == [
+        (2, "out", "Count: 1"), (3, "in", "b"), (4, "out", "Count: 2")]
+    assert "history" not in doc["record"]
+
+
+async def test_a_record_of_the_previous_release_is_rewritten_as_an_envelope_with_its_history_beside(store, tmp_path):
+    await store.sessions.insert_one({"_id": "test:1", "record": orjson.loads(OLD_RECORD), "version": 4, "expires_at": None})
+    bot = bot_on(store, tmp_path)
+    await bot.dispatch([text_event(bot, text="more", event_id="42")])
+    doc = await store.sessions.find_one({"_id": "test:1"})
+    assert doc["record"]["key"] == "test:1" and doc["record"]["state"] == {"count": 5} and "history" not in doc["record"]
+    assert [entry.get("text", entry.get("payload")) for entry in doc["history"]] == ["hi", "Count: 4", "BUY", "more", "Count: 5"]
+
+
 async def test_expired_documents_are_ignored_before_the_ttl_monitor_removes_them(store, clock, tmp_path):
     bot = bot_on(store, tmp_path, expires_in=1)
     await bot.dispatch([text_event(bot)])
@@ -59,7 +79,8 @@ async def test_sessions_list_show_delete_on_mongo(store, tmp_path):
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.split() == ["line:Uabc", "test:1", "test:2"]
     shown = run_cli("sessions", "--config", str(config), "show", "test:2")
-    assert shown.returncode == 0 and json.loads(shown.stdout)["state"] == {"count": 1}
+    assert shown.returncode == 0 and json.loads(shown.stdout)["record"]["state"] == {"count": 1}
+    assert [entry.get("text") for entry in json.loads(shown.stdout)["history"]] == ["hi", "Count: 1"]
     deleted = run_cli("sessions", "--config", str(config), "delete", "test:2")
     assert deleted.returncode == 0 and "deleted test:2" in deleted.stdout
     assert await store.load("test:2") is None

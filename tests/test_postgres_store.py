@@ -12,6 +12,7 @@ import pytest
 from botkit import ConfigError, StoreUnavailable
 from botkit.storage.postgres import PostgresStore
 from tests.stores import (
+    OLD_RECORD,
     POSTGRES_DSN,
     Clock,
     bot_folder,
@@ -56,6 +57,34 @@ async def test_a_session_is_a_row_with_a_jsonb_record_and_expires_at(store, db, 
     assert row["lease_token"] is None, "the lease outlived the commit"
 
 
+async def test_the_history_is_a_table_a_person_can_query(store, db, tmp_path):
+    bot = bot_on(store, tmp_path, history=3)
+    for text in ("a", "b"):
+        await bot.dispatch([text_event(bot, text=text)])
+    table = store.settings["table"]
+    rows = await db.fetch(f'SELECT seq, direction, type, text, payload, at FROM "{table}_history" '
+                          "WHERE session_key = $1 ORDER BY seq", "test:1")
+    assert [(row["seq"], row["direction"], row["type"], row["text"], row["payload"]) for row in rows] == [
+        (2, "out", "text", "Count: 1", None), (3, "in", "text", "b", None), (4, "out", "text", "Count: 2", None)]
+    assert all(row["at"] == pytest.approx(store.clock(), abs=5) for row in rows)
+    assert "Count: 1" not in await db.fetchval(f'SELECT record::text FROM "{table}" WHERE key = $1', "test:1")
+    assert await store.delete("test:1") is True
+    assert await db.fetchval(f'SELECT count(*) FROM "{table}_history"') == 0
+
+
+async def test_a_record_of_the_previous_release_is_rewritten_as_an_envelope_with_its_history_beside(store, db, tmp_path):
+    table = store.settings["table"]
+    await db.execute(f'INSERT INTO "{table}" (key, record, version) VALUES ($1, $2::jsonb, 4)', "test:1", OLD_RECORD)
+    bot = bot_on(store, tmp_path)
+    await bot.dispatch([text_event(bot, text="more", event_id="42")])
+    record = json.loads(await db.fetchval(f'SELECT record::text FROM "{table}" WHERE key = $1', "test:1"))
+    assert record["key"] == "test:1" and record["version"] == 5 and record["state"] == {"count": 5}
+    assert "history" not in record and "id" not in record
+    rows = await db.fetch(f'SELECT seq, text, payload::text FROM "{table}_history" WHERE session_key = $1 ORDER BY seq', "test:1")
+    assert [(row["seq"], row["text"], row["payload"]) for row in rows] == [
+        (1, "hi", None), (2, "Count: 4", None), (3, None, '"BUY"'), (4, "more", None), (5, "Count: 5", None)]
+
+
 async def test_a_session_that_never_expires_has_a_null_expires_at(store, db, tmp_path):
     bot = bot_on(store, tmp_path, expires_in=None)
     await bot.dispatch([text_event(bot)])
@@ -75,6 +104,7 @@ async def test_expired_rows_are_ignored_on_read_then_swept(store, db, clock, tmp
     assert await db.fetchval(f'SELECT count(*) FROM "{table}"') == 2, "expired rows go at the sweep, not before"
     assert await store.sweep() == 1
     assert await db.fetchval(f'SELECT array_agg(key) FROM "{table}"') == ["test:recent"]
+    assert await db.fetchval(f'SELECT array_agg(DISTINCT session_key) FROM "{table}_history"') == ["test:recent"]
     await bot.dispatch([text_event(bot, "test:old")])
     assert bot.sent == ["Count: 1", "Count: 2", "Count: 1", "Count: 1"]
 
@@ -136,7 +166,8 @@ async def test_sessions_list_show_delete_on_postgres(store, tmp_path):
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.split() == ["line:Uabc", "test:1", "test:2"]
     shown = run_cli("sessions", "--config", str(config), "show", "test:2")
-    assert shown.returncode == 0 and json.loads(shown.stdout)["state"] == {"count": 1}
+    assert shown.returncode == 0 and json.loads(shown.stdout)["record"]["state"] == {"count": 1}
+    assert [entry.get("text") for entry in json.loads(shown.stdout)["history"]] == ["hi", "Count: 1"]
     deleted = run_cli("sessions", "--config", str(config), "delete", "test:2")
     assert deleted.returncode == 0 and "deleted test:2" in deleted.stdout
     assert await store.load("test:2") is None

@@ -14,7 +14,18 @@ import redis.asyncio as aioredis
 
 from botkit import ConfigError, StoreUnavailable
 from botkit.storage.redis import RedisStore
-from tests.stores import REDIS_URL, PrivateRedis, bot_folder, bot_on, free_port, redis_store, run_cli, text_event, unique
+from tests.stores import (
+    OLD_RECORD,
+    REDIS_URL,
+    PrivateRedis,
+    bot_folder,
+    bot_on,
+    free_port,
+    redis_store,
+    run_cli,
+    text_event,
+    unique,
+)
 from tests.support import make_config
 
 
@@ -40,6 +51,33 @@ async def test_the_record_is_json_under_prefix_session_key_with_the_expiry_as_tt
     assert stored["state"] == {"count": 1} and stored["version"] == 1
     assert 590_000 < await raw.pttl(name) <= 600_000
     assert await raw.exists(f"{store.prefix}lease:test:1") == 0, "the lease outlived the commit"
+
+
+async def test_the_history_is_a_list_beside_the_record_with_its_ttl(store, raw, tmp_path):
+    bot = bot_on(store, tmp_path, expires_in=10, history=3)
+    for text in ("a", "b"):
+        await bot.dispatch([text_event(bot, text=text)])
+    name = f"{store.prefix}history:test:1"
+    items = [orjson.loads(item) for item in await raw.lrange(name, 0, -1)]
+    assert [(item["seq"], item["dir"], item.get("text")) for item in items] == [
+        (2, "out", "Count: 1"), (3, "in", "b"), (4, "out", "Count: 2")]
+    assert 590_000 < await raw.pttl(name) <= 600_000
+    assert b"Count: 1" not in await raw.get(f"{store.prefix}session:test:1"), "the record holds the transcript"
+    assert await store.delete("test:1") is True
+    assert await raw.exists(name) == 0
+
+
+async def test_a_record_of_the_previous_release_is_rewritten_as_an_envelope_with_its_history_beside(store, raw, tmp_path):
+    old = orjson.dumps(orjson.loads(OLD_RECORD))  # byte for byte what that release's driver wrote
+    await raw.set(f"{store.prefix}session:test:1", old)
+    bot = bot_on(store, tmp_path)
+    await bot.dispatch([text_event(bot, text="more", event_id="42")])
+    stored = await raw.get(f"{store.prefix}session:test:1")
+    assert stored.startswith(b'{"version":5,"key":"test:1",')
+    record = orjson.loads(stored)
+    assert record["state"] == {"count": 5} and record["parts"]["flow"]["back_to"] == "shop->thanks"
+    items = [orjson.loads(item) for item in await raw.lrange(f"{store.prefix}history:test:1", 0, -1)]
+    assert [item.get("text", item.get("payload")) for item in items] == ["hi", "Count: 4", "BUY", "more", "Count: 5"]
 
 
 async def test_every_save_refreshes_the_ttl(store, raw, tmp_path):
@@ -79,7 +117,8 @@ async def test_sessions_list_show_delete_on_redis(store, tmp_path):
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.split() == ["line:Uabc", "test:1", "test:2"]
     shown = run_cli("sessions", "--config", str(config), "show", "test:2")
-    assert shown.returncode == 0 and json.loads(shown.stdout)["state"] == {"count": 1}
+    assert shown.returncode == 0 and json.loads(shown.stdout)["record"]["state"] == {"count": 1}
+    assert [entry.get("text") for entry in json.loads(shown.stdout)["history"]] == ["hi", "Count: 1"]
     deleted = run_cli("sessions", "--config", str(config), "delete", "test:2")
     assert deleted.returncode == 0 and "deleted test:2" in deleted.stdout
     assert await store.load("test:2") is None

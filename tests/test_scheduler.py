@@ -126,7 +126,7 @@ async def test_step_to_in_runs_the_state_about_that_much_later_and_pushes_once(f
     assert 0.8 <= elapsed < 2.0
     assert pings(fake_api) == [{"chat_id": CHAT, "text": "ping (scheduled)"}]
     assert (session.slug, session.previous_slug) == ("chat->listen", "reminder->ping")
-    assert [(entry["dir"], entry.get("text")) for entry in session.history] == [("in", "hi"), ("out", "ping (scheduled)")]
+    assert [(entry["dir"], entry.get("text")) for entry in await session.load_history()] == [("in", "hi"), ("out", "ping (scheduled)")]
 
 
 async def test_step_to_in_takes_a_timedelta(fake_api, tmp_path):
@@ -472,7 +472,8 @@ async def test_a_script_sends_proactively_with_a_bot_built_from_its_config(fake_
     ]
     async with Bot(load_config(tmp_path / "bot.config.py")) as bot:
         session = await bot.load_session("telegram:777")
-    assert [(entry["dir"], entry["type"], entry.get("text")) for entry in session.history] == [
+        history = await session.load_history()
+    assert [(entry["dir"], entry["type"], entry.get("text")) for entry in history] == [
         ("out", "text", "Your order has shipped."), ("out", "image", "https://example.com/box.png")]
 
 

@@ -28,6 +28,7 @@ from botkit.engine.context import Context
 from botkit.engine.dispatcher import INBOX_ENTRY, Dispatcher, Handler, Inband, Outcome
 from botkit.engine.policy import SessionPolicy
 from botkit.engine.scheduler import Scheduler
+from botkit.engine.transcript import attach
 from botkit.engine.worker import InboxWorker
 from botkit.flows.context import FlowContext
 from botkit.flows.steps import run_step, step_handler
@@ -48,8 +49,8 @@ ROLES = ("all", "web", "worker")
 class Bot:
     """One running bot. Build it from a Config; ``start`` before use and ``stop`` after.
 
-    ``handler``, ``clock``, ``store`` and ``channels`` can be passed in, so tests and embedding code can
-    swap them.
+    ``handler``, ``clock``, ``store``, ``channels`` and ``http`` (the outbound client every channel uses)
+    can be passed in, so tests and embedding code can swap them.
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class Bot:
         store: SessionStore | None = None,
         channels: Mapping[str, Mapping[str, Any]] | None = None,
         role: str = "all",
+        http: HttpClient | None = None,
     ) -> None:
         if role not in ROLES:
             raise ConfigError("--role", f"must be one of {', '.join(ROLES)}, not {role!r}")
@@ -69,7 +71,7 @@ class Bot:
         self.clock = clock
         self.handler: Handler = handler or load_app(config)
         self.policy = SessionPolicy.from_settings(config.session, config.initial_state)
-        self.http = HttpClient(**config.http)
+        self.http = http if http is not None else HttpClient(**config.http)
         self.store = store if store is not None else make_store(config.session, config.resolve_path, clock)
         self.owner = secrets.token_urlsafe(12)
         """This process, as the inbox and the live bus know it."""
@@ -112,6 +114,9 @@ class Bot:
             await self.inbox.open()
         await self.bus.open()
         self.bus.subscribe(f"done:{self.owner}", self._done_elsewhere)
+        if self.inbox is not None:
+            inbox = self.inbox
+            self.bus.subscribe(inbox.wake_topic, lambda _: inbox.notify())
         for channel in self.channels.values():
             await channel.start()
         if self.role != "web":
@@ -226,11 +231,16 @@ class Bot:
         """Whether another process's webhook may still wait for ``entry`` (then its in-band content goes
         back to it over the live bus)."""
         ack_within = self.ack_within(event.channel)
-        return bool(entry.origin) and ack_within is not None and self.clock() < entry.enqueued_at + ack_within
+        return (self.bus.shared and bool(entry.origin) and ack_within is not None
+                and self.clock() < entry.enqueued_at + ack_within)
 
     async def _tell(self, entry: Entry, event: Event, outcome: Outcome | BaseException, inband: Inband | None) -> None:
         if entry.origin == self.owner:
             if not self.waiters.resolve(entry.id, outcome, inband) and inband:
+                await self._deliver_late(event, inband)
+            return
+        if entry.origin and not self.bus.shared:  # no way to reach the webhook's process: push what came in-band
+            if inband:
                 await self._deliver_late(event, inband)
             return
         if entry.origin:
@@ -312,12 +322,13 @@ class Bot:
                            extra=self.config.extra, bot=self, schedule=self.scheduler.add)
 
     async def load_session(self, session_key: str) -> Session | None:
-        """The session as stored, or None when there is none or it expired (read-only: no lease)."""
+        """The session as stored, or None when there is none or it expired (read-only: no lease); its
+        history is read on demand (``await session.load_history()``)."""
         record = await self.store.load(session_key)
         if record is None:
             return None
         session = Session.from_record(record)
-        return None if session.is_expired(self.clock()) else session
+        return None if session.is_expired(self.clock()) else attach(session, self.store, self.policy.history)
 
     async def hit(self, name: str, window: float) -> tuple[int, float]:
         """Count a hit on a rate-limit counter shared by every process using the store."""

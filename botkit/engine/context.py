@@ -65,6 +65,12 @@ class Context:
     def reset_state(self) -> None:
         self.session.state = copy.deepcopy(dict(self.policy.initial_state))
 
+    async def history(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The session's transcript, oldest first, both directions, this event's messages included:
+        ``{"seq", "dir": "in"/"out", "type", "text"/"payload", "at"}``; the last ``limit`` entries when
+        given. The stored part is read from the store on the first call; ``session.history`` then holds it."""
+        return await self.session.load_history(limit)
+
     async def send_text(self, text: str, **options: Any) -> Any:
         result = await self.sender.send_text(text, **options)
         remember_outbound(self.session, self.policy, "text", text, self.clock())

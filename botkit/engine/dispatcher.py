@@ -19,7 +19,7 @@ from botkit.core.session import Session, dumps
 from botkit.engine.context import Context
 from botkit.engine.middleware import Middleware, chain
 from botkit.engine.policy import SessionPolicy
-from botkit.engine.transcript import remember_inbound
+from botkit.engine.transcript import appended, attach, remember_inbound
 from botkit.storage.base import Lease, SessionStore
 
 log = logging.getLogger("botkit.engine.dispatcher")
@@ -164,7 +164,7 @@ class Dispatcher:
                     session.mark_handled(handled_as)
                 session.touch(self.clock(), policy.expires_in)
                 session.version += 1
-                await self._store_call(store.commit(lease, session.to_record()), policy.timeout)
+                await self._store_call(store.commit(lease, session.to_record(), appended(session)), policy.timeout)
             except BaseException:
                 if lease.token is not None:
                     await asyncio.shield(self._release_quietly(lease))
@@ -243,13 +243,16 @@ class Dispatcher:
         return False
 
     def _session_from(self, record: dict[str, Any] | None, key: str, now: float) -> Session:
+        """The session the event runs on: the stored one, or a fresh one (its history starting afresh)
+        when there is none or it expired."""
         initial = dict(self.policy.initial_state)
         if record is None:
-            return Session.fresh(key, initial, now)
-        session = Session.from_record(record)
-        if session.is_expired(now):
-            return Session.fresh(key, initial, now, version=session.version)
-        return session
+            session = Session.fresh(key, initial, now)
+        else:
+            session = Session.from_record(record)
+            if session.is_expired(now):
+                session = Session.fresh(key, initial, now, version=session.version)
+        return attach(session, self.store, self.policy.history)
 
     async def _store_call(self, call: Awaitable[Any], seconds: float) -> Any:
         try:

@@ -77,6 +77,19 @@ class Scheduler:
         await self.store.add(step)
         self._wake.set()
 
+    @property
+    def busy(self) -> int:
+        """Steps the loop is running now."""
+        return len(self._running)
+
+    async def run_due(self) -> int:
+        """Claim the steps due by the clock now and run them to their end; how many ran. For a clock that
+        jumps (botkit.testing's ``advance``): the loop would only look again after its pause."""
+        now = self.clock()
+        steps, _ = await self.store.claim(now, now + self.lease, self.concurrency)
+        await asyncio.gather(*(self._run(step) for step in steps))
+        return len(steps)
+
     async def pending(self) -> list[tuple[float, Step]]:
         """The steps waiting (or running), with their due times, earliest first."""
         return await self.store.steps()

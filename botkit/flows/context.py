@@ -9,7 +9,7 @@ from typing import Any
 from botkit.core.errors import BotkitError
 from botkit.core.events import Event
 from botkit.core.sending import Sender
-from botkit.core.session import Session
+from botkit.core.session import FLOW, Session
 from botkit.engine.context import Clock, Context, Outreach
 from botkit.engine.policy import SessionPolicy
 from botkit.flows.router import BACK_TO, Flows, move, target_slug
@@ -50,10 +50,8 @@ class FlowContext(Context):
         the entry when neither names a state any more (nothing to go back to, or a deploy renamed it)."""
         flows = self._router("step_back")
         session = self.session
-        back: str | None = session.state.get(BACK_TO)
-        if back is not None:
-            session.state = {key: value for key, value in session.state.items() if key != BACK_TO}
-        else:
+        back: str | None = session.part(FLOW).pop(BACK_TO, None)
+        if back is None:
             back = session.previous_slug
         if back is None or back not in flows:
             log.info("%s: nothing to step back to (%r); going to the entry %s", session.id, back, flows.entry)
@@ -63,7 +61,7 @@ class FlowContext(Context):
 
     def set_back_to(self, flow: str | None = None, state: str | None = None) -> None:
         """Where the next ``step_back`` returns to (once), e.g. after a shared flow asked its question."""
-        self.session.state = {**self.session.state, BACK_TO: self._resolve(flow, state)}
+        self.session.part(FLOW)[BACK_TO] = self._resolve(flow, state)
 
     async def step_to_in(self, delay: float | timedelta, flow: str | None = None, state: str | None = None,
                          *, unless_moved: bool = False) -> None:

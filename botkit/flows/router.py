@@ -40,8 +40,9 @@ class Routed(Protocol):
 log = logging.getLogger("botkit.flows")
 
 SEPARATOR = "->"
-BACK_TO = "_back_to"
-"""The state key holding ``set_back_to``'s slug: it lives and expires with the session's state."""
+BACK_TO = "back_to"
+"""The field of the session's ``flow`` part holding ``set_back_to``'s slug, beside the slugs: it lives and
+expires with the session, and stays out of the user's state."""
 
 StateHandler = Callable[[Any], Awaitable[Any]]
 H = TypeVar("H", bound=Callable[..., Any])

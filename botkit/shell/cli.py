@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     console.add_argument("--user", help="the console user's name (session key console:<user>)")
     console.set_defaults(run=cmd_console)
 
-    init = sub.add_parser("init", help="create a new bot in DIR")
+    init = sub.add_parser("init", help="create a new bot in DIR (bot.py, bot.config.py, test_bot.py)")
     init.add_argument("dir", nargs="?", default=".")
     init.set_defaults(run=cmd_init)
 
@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(sessions)
     sessions_sub = sessions.add_subparsers(dest="action", required=True)
     sessions_sub.add_parser("list", help="every stored session key")
-    sessions_sub.add_parser("show", help="a session's record as JSON").add_argument("key")
+    sessions_sub.add_parser("show", help="a session's record and history as JSON").add_argument("key")
     sessions_sub.add_parser("delete", help="forget a session").add_argument("key")
     for leaf in sessions_sub.choices.values():
         leaf.add_argument("--config", "-c", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -146,14 +146,15 @@ def cmd_init(args: argparse.Namespace) -> int:
     target = Path(args.dir)
     target.mkdir(parents=True, exist_ok=True)
     templates = files("botkit") / "templates"
-    for name in ("bot.py", "bot.config.py"):
+    for name in ("bot.py", "bot.config.py", "test_bot.py"):
         path = target / name
         if path.exists():
             print(f"botkit: {path} exists; left as it is", file=sys.stderr)
             continue
         path.write_text((templates / name).read_text())
         print(f"created {path}")
-    print(f"next: edit {target / 'bot.py'}, then `botkit console --config {target / 'bot.config.py'}`")
+    print(f"next: edit {target / 'bot.py'}, then `botkit console --config {target / 'bot.config.py'}`; "
+          f"`pytest {target}` runs its tests")
     return 0
 
 
@@ -164,6 +165,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 async def _sessions(config: Config, action: str, key: str) -> int:
     from botkit.app.bot import Bot
+    from botkit.core.session import Session
+    from botkit.engine.transcript import attach
 
     bot = Bot(config, channels={}, handler=_no_handler)
     await bot.store.open()
@@ -176,7 +179,9 @@ async def _sessions(config: Config, action: str, key: str) -> int:
             if record is None:
                 print(f"botkit: no session {key}", file=sys.stderr)
                 return 1
-            print(json.dumps(record, indent=2, ensure_ascii=False))
+            session = attach(Session.from_record(record), bot.store, bot.policy.history)
+            shown = {"record": record, "history": await session.load_history()}
+            print(json.dumps(shown, indent=2, ensure_ascii=False))
         elif action == "delete":
             if not await bot.store.delete(key):
                 print(f"botkit: no session {key}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -98,7 +99,7 @@ async def healthz(request: web.Request) -> web.Response:
     bot = request.app[BOT_KEY]
     if not bot.started:
         return web.json_response({"status": "starting"}, status=503)
-    body: dict[str, Any] = {"status": "ok", "role": bot.role, "channels": sorted(bot.channels),
+    body: dict[str, Any] = {"status": "ok", "pid": os.getpid(), "role": bot.role, "channels": sorted(bot.channels),
                             "in_flight": bot.dispatcher.in_flight}
     if bot.inbox is not None:
         try:

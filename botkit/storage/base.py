@@ -5,11 +5,16 @@ between processes, a lock so that no other process handles an event of that sess
 lease ends with ``commit`` (a version-checked save) or ``release`` (nothing saved: the handler raised).
 Stores that can do both halves in one round trip (Redis scripts, one SQL transaction) override
 ``begin``/``commit``; simple stores only implement ``load``/``save``.
+
+Beside each record a store keeps the session's history: an append-only log of transcript entries,
+``{"seq", "dir", "type", "text"?, "payload"?, "at"}``, oldest first. A save appends this event's entries
+(``Appended``) in the same atomic step as the record where the store can, so that saving never re-encodes
+the whole transcript; ``history`` reads the log, and only when a handler or the history API asks.
 """
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -28,6 +33,24 @@ class Lease:
     @property
     def version(self) -> int:
         return 0 if self.record is None else self.record.get("version", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """What a save adds to the session's history log: with ``restart``, the stored log is dropped first
+    (a new session, a cleared history); then ``entries`` (each with a ``seq`` one above the last) are
+    appended and the log keeps its last ``limit`` entries. There are never more than ``limit`` entries."""
+
+    entries: Sequence[dict[str, Any]] = ()
+    limit: int = 0
+    restart: bool = False
+
+    @property
+    def changes(self) -> bool:
+        return self.restart or bool(self.entries)
+
+
+NOTHING = Appended()
 
 
 class SessionStore(abc.ABC):
@@ -71,10 +94,10 @@ class SessionStore(abc.ABC):
     async def begin(self, key: str) -> Lease:
         return Lease(key, await self.load(key))
 
-    async def commit(self, lease: Lease, record: dict[str, Any]) -> None:
-        """Save ``record`` if the store still holds the version the lease read (or nothing), then end the
-        lease. Raises VersionConflict otherwise."""
-        await self.save(record)
+    async def commit(self, lease: Lease, record: dict[str, Any], appended: Appended = NOTHING) -> None:
+        """Save ``record`` and append to its history if the store still holds the version the lease read
+        (or nothing), then end the lease. Raises VersionConflict otherwise."""
+        await self.save(record, appended)
 
     async def release(self, lease: Lease) -> None:
         """End a lease without saving."""
@@ -84,13 +107,19 @@ class SessionStore(abc.ABC):
         """The stored record, expired or not (the dispatcher judges expiry), or None."""
 
     @abc.abstractmethod
-    async def save(self, record: dict[str, Any]) -> None:
-        """Store ``record`` if the stored one is missing or has ``record['version'] - 1``; else raise
-        VersionConflict."""
+    async def save(self, record: dict[str, Any], appended: Appended = NOTHING) -> None:
+        """Store ``record`` and append to its history if the stored record is missing or has
+        ``record['version'] - 1``; else raise VersionConflict and change nothing."""
+
+    @abc.abstractmethod
+    async def history(self, key: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """The last ``limit`` entries of the session's history log, oldest first (None: all the log
+        holds; the file driver trims only now and then). The log as stored: the caller judges whether
+        the session is still live."""
 
     @abc.abstractmethod
     async def delete(self, key: str) -> bool:
-        """Remove a session; True if there was one."""
+        """Remove a session and its history; True if there was a session."""
 
     @abc.abstractmethod
     async def keys(self) -> list[str]:

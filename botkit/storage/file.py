@@ -1,7 +1,11 @@
-"""One JSON file per session, written to a temporary file and renamed over the old one.
+"""One JSON file per session, written to a temporary file and renamed over the old one, and its history
+beside it: ``<name>.jsonl``, one entry a line, appended on each save and trimmed to the history limit
+once it holds twice as many entries.
 
 Every file operation runs in a worker thread, so the event loop never waits on the disk. A lease holds
-an exclusive ``flock`` on the session's lock file, so several processes can share one directory.
+an exclusive ``flock`` on the session's lock file, so several processes can share one directory. The
+record is written first: a crash between the two writes loses that event's history entries, never the
+record.
 """
 from __future__ import annotations
 
@@ -11,17 +15,20 @@ import fcntl
 import hashlib
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from botkit.core.errors import ConfigError, StoreUnavailable, VersionConflict
-from botkit.core.session import dumps, loads
+from botkit.core.session import dumps, key_of, loads
 from botkit.storage.atomic import SUFFIX, write_atomically
-from botkit.storage.base import Lease, SessionStore
+from botkit.storage.base import NOTHING, Appended, Lease, SessionStore
+from botkit.storage.inbox import Inbox
 from botkit.storage.steps import StepStore
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _MAX_NAME = 180
+LOG_SUFFIX = ".jsonl"
 
 
 def file_name(key: str) -> str:
@@ -38,15 +45,20 @@ class FileStore(SessionStore):
     defaults = {"dirname": ".session", "fsync": False}
     shared = True
 
-    def __init__(self, settings, **kwargs) -> None:
+    def __init__(self, settings: Mapping[str, Any], **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         self.dirname = Path(self.settings["dirname"])
 
     @classmethod
-    def validate(cls, settings) -> None:
+    def validate(cls, settings: Mapping[str, Any]) -> None:
         super().validate(settings)
         if not isinstance(settings.get("dirname", ".session"), (str, os.PathLike)):
             raise ConfigError("session.stores.file.dirname", "must be a folder path")
+
+    def inbox(self) -> Inbox:
+        from botkit.storage.inbox.file import FileInbox
+
+        return FileInbox(self.dirname)
 
     def step_store(self) -> tuple[StepStore, str | None]:
         from botkit.storage.steps.file import FileStepStore
@@ -62,6 +74,9 @@ class FileStore(SessionStore):
     def _path(self, key: str) -> Path:
         return self.dirname / file_name(key)
 
+    def _log_path(self, key: str) -> Path:
+        return self.dirname / (file_name(key)[: -len(SUFFIX)] + LOG_SUFFIX)
+
     def _read(self, key: str) -> dict[str, Any] | None:
         try:
             data = self._path(key).read_bytes()
@@ -69,12 +84,50 @@ class FileStore(SessionStore):
             return None
         return loads(data)
 
-    def _write(self, record: dict[str, Any]) -> None:
-        path = self._path(record["id"])
-        current = self._read(record["id"])
+    def _write(self, record: dict[str, Any], appended: Appended) -> None:
+        key = key_of(record)
+        current = self._read(key)
         if current is not None and current.get("version", 0) != record["version"] - 1:
-            raise VersionConflict(f"session {record['id']} changed since it was loaded")
-        write_atomically(path, dumps(record), fsync=self.settings["fsync"])
+            raise VersionConflict(f"session {key} changed since it was loaded")
+        write_atomically(self._path(key), dumps(record), fsync=self.settings["fsync"])
+        if appended.changes:
+            self._append(key, appended)
+
+    def _append(self, key: str, appended: Appended) -> None:
+        path, entries, limit = self._log_path(key), appended.entries, appended.limit
+        lines = b"".join(dumps(entry) + b"\n" for entry in entries)
+        if appended.restart:
+            if lines:
+                write_atomically(path, lines, fsync=self.settings["fsync"])
+            else:
+                path.unlink(missing_ok=True)
+            return
+        if not lines or limit <= 0:
+            return
+        with open(path, "ab") as out:
+            out.write(lines)
+            if self.settings["fsync"]:
+                out.flush()
+                os.fsync(out.fileno())
+        first, last = entries[0]["seq"], entries[-1]["seq"]
+        if last > limit and last // limit > (first - 1) // limit:
+            kept = path.read_bytes().splitlines(keepends=True)[-limit:]
+            write_atomically(path, b"".join(kept), fsync=self.settings["fsync"])
+
+    def _read_log(self, key: str, limit: int | None) -> list[dict[str, Any]]:
+        try:
+            lines = self._log_path(key).read_bytes().splitlines()
+        except FileNotFoundError:
+            return []
+        entries = []
+        for line in lines:
+            try:
+                entries.append(loads(line))
+            except ValueError:  # a line a crash cut short
+                continue
+        if limit is None:
+            return entries
+        return entries[-limit:] if limit > 0 else []
 
     def _try_begin(self, key: str) -> Lease | None:
         """Lock the session's lock file and read its record, in one trip to a worker thread."""
@@ -97,9 +150,9 @@ class FileStore(SessionStore):
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
-    def _write_and_unlock(self, lease: Lease, record: dict[str, Any]) -> None:
+    def _write_and_unlock(self, lease: Lease, record: dict[str, Any], appended: Appended) -> None:
         try:
-            self._write(record)
+            self._write(record, appended)
         finally:
             self._unlock(lease.token)
 
@@ -113,9 +166,9 @@ class FileStore(SessionStore):
             delay = min(delay * 2, 0.05)
         return lease
 
-    async def commit(self, lease: Lease, record: dict[str, Any]) -> None:
+    async def commit(self, lease: Lease, record: dict[str, Any], appended: Appended = NOTHING) -> None:
         fd, lease.token = lease.token, None
-        await asyncio.to_thread(self._write_and_unlock, Lease(lease.key, None, fd), record)
+        await asyncio.to_thread(self._write_and_unlock, Lease(lease.key, None, fd), record, appended)
 
     async def release(self, lease: Lease) -> None:
         if lease.token is not None:
@@ -125,11 +178,15 @@ class FileStore(SessionStore):
     async def load(self, key: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(self._read, key)
 
-    async def save(self, record: dict[str, Any]) -> None:
-        await asyncio.to_thread(self._write, record)
+    async def save(self, record: dict[str, Any], appended: Appended = NOTHING) -> None:
+        await asyncio.to_thread(self._write, record, appended)
+
+    async def history(self, key: str, limit: int | None = None) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self._read_log, key, limit)
 
     async def delete(self, key: str) -> bool:
         def remove() -> bool:
+            self._log_path(key).unlink(missing_ok=True)
             try:
                 self._path(key).unlink()
             except FileNotFoundError:
@@ -145,7 +202,7 @@ class FileStore(SessionStore):
                 if path.name.startswith(".tmp-"):
                     continue
                 try:
-                    found.append(loads(path.read_bytes())["id"])
+                    found.append(key_of(loads(path.read_bytes())))
                 except (OSError, ValueError, KeyError):
                     continue
             return found

@@ -1,8 +1,13 @@
 """Sessions in MongoDB (PyMongo's ``AsyncMongoClient``): one document per session key.
 
-``{_id: <session key>, record: {...}, version, expires_at: <BSON date or null>, lease_token, lease_until}``.
-A TTL index on ``expires_at`` (created at start-up) lets the server delete expired sessions; until its
-monitor passes (once a minute), an expired document counts as missing here too.
+``{_id: <session key>, record: {...}, history: [...], version, expires_at: <BSON date or null>, lease_token,
+lease_until}``. A TTL index on ``expires_at`` (created at start-up) lets the server delete expired
+sessions; until its monitor passes (once a minute), an expired document counts as missing here too.
+
+The history is the array ``history`` beside ``record`` in the same document: a save appends the event's
+entries with ``$push`` (``$each``, ``$slice`` to the limit) in the same ``update_one`` as the record, so it
+is atomic with the save, expires with the session under the same TTL index, and is never sent back by
+``begin`` or ``load`` (they project ``record`` only).
 
 The lease is two fields. Taking it is one ``find_one_and_update`` with ``upsert``: its filter matches
 only a free, expired or own lease, so on a document leased by another process the upsert tries to
@@ -20,6 +25,9 @@ from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from botkit.core.errors import ConfigError, StoreUnavailable
+from botkit.core.session import key_of
+from botkit.storage.base import Appended
+from botkit.storage.inbox import Inbox
 from botkit.storage.shared import LEASE_LOST, SAVED, STALE, SharedStore
 
 LEASE_ONLY_LIFETIME = timedelta(hours=1)
@@ -60,6 +68,11 @@ class MongoStore(SharedStore):
         size = settings.get("pool_size", cls.defaults["pool_size"])
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ConfigError("session.stores.mongo.pool_size", f"must be a positive whole number, not {size!r}")
+
+    def inbox(self) -> Inbox:
+        from botkit.storage.inbox.mongo import MongoInbox
+
+        return MongoInbox(lambda: self.client[self.settings["database"]], self.settings["collection"])
 
     # -- connection -------------------------------------------------------------------------------
 
@@ -127,19 +140,24 @@ class MongoStore(SharedStore):
             return False, None
         return True, doc["record"] if self._is_live(doc, now) else None
 
-    async def _write(self, record: dict[str, Any], owner: str | None) -> int:
-        key = record["id"]
+    async def _write(self, record: dict[str, Any], owner: str | None, appended: Appended) -> int:
+        key = key_of(record)
         now = _date(self.clock())
         expires_at = record.get("expires_at")
         follows = {"$or": [{"version": record["version"] - 1}, {"record": None}, {"expires_at": {"$lte": now}}]}
+        update: dict[str, Any] = {
+            "$set": {"record": record, "version": record["version"],
+                     "expires_at": None if expires_at is None else _date(expires_at)},
+            "$unset": {"lease_token": "", "lease_until": ""},
+        }
+        entries = list(appended.entries) if appended.limit > 0 else []
+        if appended.restart:
+            update["$set"]["history"] = entries
+        elif entries:
+            update["$push"] = {"history": {"$each": entries, "$slice": -appended.limit}}
         try:
             await self.sessions.update_one(
-                {"_id": key, "$and": [self._lease_free(now, owner), follows]},
-                {"$set": {"record": record, "version": record["version"],
-                          "expires_at": None if expires_at is None else _date(expires_at)},
-                 "$unset": {"lease_token": "", "lease_until": ""}},
-                upsert=True,
-            )
+                {"_id": key, "$and": [self._lease_free(now, owner), follows]}, update, upsert=True)
             return SAVED
         except DuplicateKeyError:
             pass
@@ -151,7 +169,7 @@ class MongoStore(SharedStore):
     async def _give_back_counted(self, key: str) -> int:
         result = await self.sessions.update_one(
             {"_id": key, "lease_token": self.owner}, {"$unset": {"lease_token": "", "lease_until": ""}})
-        return result.modified_count
+        return int(result.modified_count)
 
     async def _give_back(self, key: str) -> None:
         await self._give_back_counted(key)
@@ -160,13 +178,21 @@ class MongoStore(SharedStore):
         result = await self.sessions.update_one(
             {"_id": key, "lease_token": self.owner},
             {"$set": {"lease_until": _date(self.clock()) + self._lease_span}})
-        return result.matched_count == 1
+        return bool(result.matched_count == 1)
 
     # -- the rest of the interface ----------------------------------------------------------------
 
     async def load(self, key: str) -> dict[str, Any] | None:
         doc = await self.sessions.find_one({"_id": key, **self._live(_date(self.clock()))}, projection={"record": 1})
-        return None if doc is None else doc["record"]
+        return None if doc is None else dict(doc["record"])
+
+    async def history(self, key: str, limit: int | None = None) -> list[dict[str, Any]]:
+        if limit is not None and limit <= 0:
+            return []
+        projection: dict[str, Any] = (
+            {"_id": 0, "history": 1} if limit is None else {"_id": 0, "record": 0, "history": {"$slice": -limit}})
+        doc = await self.sessions.find_one({"_id": key}, projection=projection)
+        return [dict(entry) for entry in (doc or {}).get("history") or []]
 
     async def delete(self, key: str) -> bool:
         doc = await self.sessions.find_one_and_delete({"_id": key}, projection={"record": 1, "expires_at": 1})

@@ -1,4 +1,5 @@
-"""Sessions in PostgreSQL (asyncpg): one row per session key, the record as ``jsonb``.
+"""Sessions in PostgreSQL (asyncpg): one row per session key, the record as ``jsonb``; the history in
+``<table>_history``, one row per entry, written by the same statement as the record.
 
 The lease is data in the row (``lease_token``, ``lease_until``), not an advisory lock: taking it is one
 upsert, saving is one conditional upsert that also clears it, and no pooled connection is held while a
@@ -8,7 +9,8 @@ matter; session expiry compares ``expires_at`` with the bot's clock, like every 
 
 A row whose ``expires_at`` has passed counts as missing: reads skip it, a save overwrites it, and a
 sweep (at start-up, then every ``sweep_every`` seconds) deletes it. ``begin`` on a new key inserts a
-row holding only the lease, already expired, so the same rules cover it.
+row holding only the lease, already expired, so the same rules cover it. History rows reference their
+session's row (``ON DELETE CASCADE``): deleting or sweeping a session deletes its history.
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ import asyncpg
 import orjson
 
 from botkit.core.errors import ConfigError, StoreUnavailable
+from botkit.core.session import key_of
+from botkit.storage.base import Appended
 from botkit.storage.inbox import Inbox
 from botkit.storage.live import Bus
 from botkit.storage.shared import LEASE_LOST, SAVED, STALE, SharedStore
@@ -54,6 +58,16 @@ CREATE TABLE IF NOT EXISTS {c} (
     hits bigint NOT NULL,
     resets_at timestamptz NOT NULL
 );
+CREATE TABLE IF NOT EXISTS {h} (
+    session_key text NOT NULL REFERENCES {t} (key) ON DELETE CASCADE,
+    seq bigint NOT NULL,
+    direction text NOT NULL,
+    type text NOT NULL,
+    text text,
+    payload jsonb,
+    at double precision NOT NULL,
+    PRIMARY KEY (session_key, seq)
+);
 """
 
 LIVE = "(s.expires_at IS NULL OR s.expires_at > to_timestamp({now}))"
@@ -77,6 +91,29 @@ WHERE (s.lease_token IS NULL OR s.lease_token = $5 OR s.lease_until <= now())
 RETURNING 1
 """
 
+# The save and its history in one statement. The sub-statements of a WITH see one snapshot, so the
+# rows they write must not overlap: new entries take the seqs above the stored ones (an entry already
+# there is overwritten), and the DELETE only removes rows below the limit or, on a restart, outside the
+# new seqs. $7: the entries, $8: the last new seq, $9: the limit, $10: restart, $11: the first new seq.
+WRITE_WITH_HISTORY = "WITH saved AS (" + WRITE + """), added AS (
+    INSERT INTO {h} AS h (session_key, seq, direction, type, text, payload, at)
+    SELECT $1, e.seq, e.dir, e.type, e.text, e.payload, e.at
+    FROM saved, jsonb_to_recordset($7::jsonb) AS e(seq bigint, dir text, type text, text text, payload jsonb, at float8)
+    ON CONFLICT (session_key, seq) DO UPDATE SET direction = EXCLUDED.direction, type = EXCLUDED.type,
+        text = EXCLUDED.text, payload = EXCLUDED.payload, at = EXCLUDED.at
+), dropped AS (
+    DELETE FROM {h} AS h USING saved
+    WHERE h.session_key = $1
+      AND (h.seq <= $8::bigint - $9::int OR ($10::boolean AND (h.seq < $11::bigint OR h.seq > $8::bigint)))
+)
+SELECT count(*) FROM saved
+"""
+HISTORY = """
+SELECT seq, direction, type, text, payload, at FROM (
+    SELECT * FROM {h} WHERE session_key = $1 ORDER BY seq DESC LIMIT $2
+) AS last ORDER BY seq
+"""
+
 GIVE_BACK = "UPDATE {t} SET lease_token = NULL, lease_until = NULL WHERE key = $1 AND lease_token = $2 RETURNING 1"
 EXTEND = "UPDATE {t} SET lease_until = now() + make_interval(secs => $3) WHERE key = $1 AND lease_token = $2 RETURNING 1"
 LOAD = "SELECT s.record FROM {t} AS s WHERE s.key = $1 AND " + LIVE.format(now="$2")
@@ -89,7 +126,10 @@ WHERE s.key IN (SELECT key FROM {t} WHERE expires_at <= to_timestamp($1) LIMIT 5
 """
 SWEEP_COUNTERS = "DELETE FROM {c} WHERE resets_at <= now()"
 HELD = "SELECT lease_until > now() FROM {t} WHERE key = $1 AND lease_token IS NOT NULL"
-SHAPE = "SELECT key, record, version, expires_at, lease_token, lease_until FROM {t} LIMIT 0"
+SHAPE = """
+SELECT key, record, version, expires_at, lease_token, lease_until FROM {t} LIMIT 0;
+SELECT session_key, seq, direction, type, text, payload, at FROM {h} LIMIT 0
+"""
 COUNT = """
 INSERT INTO {c} AS c (name, hits, resets_at) VALUES ($1, 1, now() + make_interval(secs => $2))
 ON CONFLICT (name) DO UPDATE SET
@@ -112,12 +152,17 @@ class PostgresStore(SharedStore):
     def __init__(self, settings: Mapping[str, Any], **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         schema, _, table = self.settings["table"].rpartition(".")
-        quote = (lambda name: f'"{schema}"."{name}"') if schema else (lambda name: f'"{name}"')
-        names = {"t": quote(table), "c": quote(table + "_counters"), "expiry_index": f'"{table}_expires_at"'}
+
+        def quote(name: str) -> str:
+            return f'"{schema}"."{name}"' if schema else f'"{name}"'
+
+        names = {"t": quote(table), "c": quote(table + "_counters"), "h": quote(table + "_history"),
+                 "expiry_index": f'"{table}_expires_at"'}
         self._sql = {name: text.format(**names) for name, text in {
-            "schema": SCHEMA, "take": TAKE, "write": WRITE, "give_back": GIVE_BACK, "extend": EXTEND,
-            "load": LOAD, "keys": KEYS, "delete": DELETE, "sweep": SWEEP, "sweep_counters": SWEEP_COUNTERS,
-            "count": COUNT, "held": HELD, "shape": SHAPE}.items()}
+            "schema": SCHEMA, "take": TAKE, "write": WRITE, "write_with_history": WRITE_WITH_HISTORY,
+            "history": HISTORY, "give_back": GIVE_BACK, "extend": EXTEND, "load": LOAD, "keys": KEYS,
+            "delete": DELETE, "sweep": SWEEP, "sweep_counters": SWEEP_COUNTERS, "count": COUNT, "held": HELD,
+            "shape": SHAPE}.items()}
         self.pool: asyncpg.Pool | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -175,12 +220,14 @@ class PostgresStore(SharedStore):
     async def _prepare_schema(self) -> None:
         """Create the tables when missing; an advisory lock keeps workers starting together from racing
         on the catalog."""
+        if self.pool is None:
+            raise StoreUnavailable("the PostgreSQL session store is not open")
         async with self.pool.acquire(timeout=self.timeout) as conn:
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", "botkit:" + self.settings["table"])
                 try:
                     await conn.execute(self._sql["schema"])
-                    await conn.fetch(self._sql["shape"])
+                    await conn.execute(self._sql["shape"])
                 except asyncpg.exceptions.SyntaxOrAccessError as exc:
                     raise ConfigError("session.stores.postgres.table",
                                       f"cannot use {self.settings['table']} ({exc}); name another table") from None
@@ -244,10 +291,17 @@ class PostgresStore(SharedStore):
         row = await self._call("fetchrow", self._sql["take"], key, self.owner, self.lease, self.clock())
         return (False, None) if row is None else (True, row["record"])
 
-    async def _write(self, record: dict[str, Any], owner: str | None) -> int:
-        key = record["id"]
-        saved = await self._call("fetchval", self._sql["write"], key, record, record["version"],
-                                 record.get("expires_at"), owner, self.clock())
+    async def _write(self, record: dict[str, Any], owner: str | None, appended: Appended) -> int:
+        key = key_of(record)
+        args = [key, record, record["version"], record.get("expires_at"), owner, self.clock()]
+        if appended.changes:
+            entries, limit = list(appended.entries) if appended.limit > 0 else [], appended.limit
+            last = entries[-1]["seq"] if entries else 0
+            first = entries[0]["seq"] if entries else 1
+            saved = await self._call("fetchval", self._sql["write_with_history"], *args,
+                                     entries, last, limit, appended.restart, first)
+        else:
+            saved = await self._call("fetchval", self._sql["write"], *args)
         if saved:
             return SAVED
         if owner is not None and await self._call("fetchval", self._sql["give_back"], key, owner):
@@ -263,7 +317,13 @@ class PostgresStore(SharedStore):
     # -- the rest of the interface ----------------------------------------------------------------
 
     async def load(self, key: str) -> dict[str, Any] | None:
-        return await self._call("fetchval", self._sql["load"], key, self.clock())
+        record: dict[str, Any] | None = await self._call("fetchval", self._sql["load"], key, self.clock())
+        return record
+
+    async def history(self, key: str, limit: int | None = None) -> list[dict[str, Any]]:
+        if limit is not None and limit <= 0:
+            return []
+        return [_entry(row) for row in await self._call("fetch", self._sql["history"], key, limit)]
 
     async def delete(self, key: str) -> bool:
         return bool(await self._call("fetchval", self._sql["delete"], key, self.clock()))
@@ -274,6 +334,15 @@ class PostgresStore(SharedStore):
     async def incr(self, name: str, window: float) -> tuple[int, float]:
         row = await self._call("fetchrow", self._sql["count"], name, float(window))
         return int(row["hits"]), max(0.0, float(row["left"]))
+
+
+def _entry(row: Mapping[str, Any]) -> dict[str, Any]:
+    entry = {"seq": row["seq"], "dir": row["direction"], "type": row["type"], "at": row["at"]}
+    if row["text"] is not None:
+        entry["text"] = row["text"]
+    if row["payload"] is not None:
+        entry["payload"] = row["payload"]
+    return entry
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

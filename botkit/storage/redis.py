@@ -1,11 +1,13 @@
 """Sessions in Redis (or Redis Cluster): the record is the JSON value of ``<prefix>session:<key>``, its
-expiry the key's TTL, refreshed on every save.
+expiry the key's TTL, refreshed on every save; its history is the list ``<prefix>history:<key>``, one
+JSON entry an item, with the same TTL.
 
 Each step of the lease is one Lua script, so one round trip: ``begin`` takes ``<prefix>lease:<key>``
 (a plain string holding the owner token, with a PX time to live) and reads the record; ``commit`` checks
-the lease and the version, writes the record with its TTL and drops the lease. In Cluster mode the
-session key is wrapped in a hash tag (``<prefix>session:{<key>}``) so that the record and its lease
-live on the same shard, which a script needs.
+the lease and the version, writes the record with its TTL, appends the event's history entries
+(``RPUSH`` then ``LTRIM`` to the limit) and drops the lease. In Cluster mode the session key is wrapped
+in a hash tag (``<prefix>session:{<key>}``) so that the record, its history and its lease live on the
+same shard, which a script needs.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from botkit.core.errors import ConfigError, StoreUnavailable
-from botkit.core.session import dumps, loads
+from botkit.core.session import dumps, key_of, loads
+from botkit.storage.base import Appended
 from botkit.storage.inbox import Inbox
 from botkit.storage.live import Bus
 from botkit.storage.shared import LEASE_LOST, SAVED, STALE, SharedStore, expiry_ms
@@ -36,6 +39,8 @@ return {1, redis.call('GET', KEYS[1])}
 """
 
 # The record is written with "version" first, so the script reads it without decoding the JSON.
+# KEYS: record, lease, history. ARGV: owner, version read, record, TTL (ms, 0: none), restart the
+# history ('1'), history limit, then the history entries to append.
 WRITE = """
 local holder = redis.call('GET', KEYS[2])
 if holder and holder ~= ARGV[1] then return -1 end
@@ -53,8 +58,24 @@ if ARGV[4] == '0' then
 else
   redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
 end
+if ARGV[5] == '1' then redis.call('DEL', KEYS[3]) end
+if #ARGV > 6 then
+  for i = 7, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+  redis.call('LTRIM', KEYS[3], -tonumber(ARGV[6]), -1)
+end
+if ARGV[4] == '0' then
+  redis.call('PERSIST', KEYS[3])
+else
+  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+end
 if holder then redis.call('DEL', KEYS[2]) end
 return 1
+"""
+
+DROP = """
+local existed = redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[2])
+return existed
 """
 
 GIVE_BACK = """
@@ -153,6 +174,7 @@ class RedisStore(SharedStore):
         self._give_back_script = client.register_script(GIVE_BACK)
         self._extend_script = client.register_script(EXTEND)
         self._count_script = client.register_script(COUNT)
+        self._drop_script = client.register_script(DROP)
         try:
             await self.ping()
         except Exception as exc:
@@ -176,6 +198,9 @@ class RedisStore(SharedStore):
     def _lease_key(self, key: str) -> str:
         return f"{self.prefix}lease:{{{key}}}" if self.cluster else f"{self.prefix}lease:{key}"
 
+    def _history_key(self, key: str) -> str:
+        return f"{self.prefix}history:{{{key}}}" if self.cluster else f"{self.prefix}history:{key}"
+
     # -- the lease --------------------------------------------------------------------------------
 
     async def _take(self, key: str) -> tuple[bool, dict[str, Any] | None]:
@@ -184,13 +209,14 @@ class RedisStore(SharedStore):
             return False, None
         return True, None if reply[1] is None else loads(reply[1])
 
-    async def _write(self, record: dict[str, Any], owner: str | None) -> int:
-        key = record["id"]
+    async def _write(self, record: dict[str, Any], owner: str | None, appended: Appended) -> int:
+        key = key_of(record)
         data = dumps({"version": record["version"], **record})
         ttl = expiry_ms(record, self.clock())
+        entries = [dumps(entry) for entry in appended.entries] if appended.limit > 0 else []
         outcome = await self._write_script(
-            keys=[self._record_key(key), self._lease_key(key)],
-            args=[owner or "", record["version"] - 1, data, ttl],
+            keys=[self._record_key(key), self._lease_key(key), self._history_key(key)],
+            args=[owner or "", record["version"] - 1, data, ttl, "1" if appended.restart else "0", appended.limit, *entries],
         )
         return {1: SAVED, 0: STALE, -1: LEASE_LOST}[int(outcome)]
 
@@ -206,8 +232,14 @@ class RedisStore(SharedStore):
         data = await self.client.get(self._record_key(key))
         return None if data is None else loads(data)
 
+    async def history(self, key: str, limit: int | None = None) -> list[dict[str, Any]]:
+        if limit is not None and limit <= 0:
+            return []
+        items = await self.client.lrange(self._history_key(key), 0 if limit is None else -limit, -1)
+        return [loads(item) for item in items]
+
     async def delete(self, key: str) -> bool:
-        return bool(await self.client.delete(self._record_key(key)))
+        return bool(await self._drop_script(keys=[self._record_key(key), self._history_key(key)]))
 
     async def keys(self) -> list[str]:
         head = f"{self.prefix}session:".encode()

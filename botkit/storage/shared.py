@@ -7,8 +7,9 @@ carries this store object's random ``owner`` token and a time to live (``lease``
   ``begin`` polls with a short exponential backoff, up to ``lock_timeout`` seconds;
 - while the handler runs, a timer renews the lease every ``lease / 3`` seconds, so a slow handler keeps
   it and a crashed process loses it ``lease`` seconds after its last renewal;
-- ``commit`` saves the record only if no other process holds a live lease (fencing) and the stored
-  version is the one read (or there is no live record), then ends the lease, in one round trip;
+- ``commit`` saves the record and appends to its history log only if no other process holds a live
+  lease (fencing) and the stored version is the one read (or there is no live record), then ends the
+  lease, in one round trip;
 - ``release`` ends the lease without saving.
 
 The token names the process, not the event: events of one session never overlap inside a process (the
@@ -24,7 +25,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from botkit.core.errors import ConfigError, StoreUnavailable, VersionConflict
-from botkit.storage.base import Lease, SessionStore
+from botkit.core.session import key_of
+from botkit.storage.base import NOTHING, Appended, Lease, SessionStore
 
 log = logging.getLogger("botkit.drivers")
 
@@ -37,8 +39,8 @@ LONGEST_WAIT = 0.02
 
 
 class SharedStore(SessionStore):
-    """Base of the stores shared between processes. Subclasses implement the five ``_`` methods, each
-    one round trip, plus ``load``, ``delete``, ``keys`` and ``incr``."""
+    """Base of the stores shared between processes. Subclasses implement the four ``_`` methods, each
+    one round trip, plus ``load``, ``history``, ``delete``, ``keys`` and ``incr``."""
 
     shared = True
 
@@ -63,9 +65,10 @@ class SharedStore(SessionStore):
         was taken and, if so, the live record (None when missing or expired)."""
         raise NotImplementedError
 
-    async def _write(self, record: dict[str, Any], owner: str | None) -> int:
-        """Save ``record`` unless another owner holds a live lease or the stored live record's version
-        is not ``record['version'] - 1``; end ``owner``'s lease either way. SAVED, STALE or LEASE_LOST."""
+    async def _write(self, record: dict[str, Any], owner: str | None, appended: Appended) -> int:
+        """Save ``record`` and append ``appended`` to its history unless another owner holds a live lease
+        or the stored live record's version is not ``record['version'] - 1``; end ``owner``'s lease
+        either way. SAVED, STALE or LEASE_LOST."""
         raise NotImplementedError
 
     async def _give_back(self, key: str) -> None:
@@ -92,12 +95,12 @@ class SharedStore(SessionStore):
             await asyncio.sleep(wait)
             wait = min(wait * 2, LONGEST_WAIT)
 
-    async def commit(self, lease: Lease, record: dict[str, Any]) -> None:
+    async def commit(self, lease: Lease, record: dict[str, Any], appended: Appended = NOTHING) -> None:
         self._stop_renewing(lease.key)
         # The lease ends here even if the store does not answer: left in the store, it is this owner's,
         # so the next begin takes it back; no second round trip to a store that just failed one.
         lease.token = None
-        outcome = await self._write(record, self.owner)
+        outcome = await self._write(record, self.owner, appended)
         if outcome == LEASE_LOST:
             raise VersionConflict(f"session {lease.key}: the lease ran out and another process took it")
         if outcome == STALE:
@@ -110,12 +113,12 @@ class SharedStore(SessionStore):
         self._stop_renewing(lease.key)
         await self._give_back(lease.key)
 
-    async def save(self, record: dict[str, Any]) -> None:
-        outcome = await self._write(record, None)
+    async def save(self, record: dict[str, Any], appended: Appended = NOTHING) -> None:
+        outcome = await self._write(record, None, appended)
         if outcome == LEASE_LOST:
-            raise VersionConflict(f"session {record['id']} is leased by another process")
+            raise VersionConflict(f"session {key_of(record)} is leased by another process")
         if outcome == STALE:
-            raise VersionConflict(f"session {record['id']} changed since it was loaded")
+            raise VersionConflict(f"session {key_of(record)} changed since it was loaded")
 
     async def close(self) -> None:
         for key in list(self._renewals):

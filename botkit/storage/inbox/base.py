@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -49,6 +50,18 @@ class Inbox(abc.ABC):
     """True when several processes put and claim through it."""
     durable: ClassVar[bool] = False
     """True when entries outlive the process."""
+    poll: ClassVar[float | None] = None
+    """Seconds at most between looks when nothing wakes the claim loop (an inbox other processes write
+    without telling: the file journal, MongoDB); None: as long as the caller is willing to wait."""
+    wake_topic: ClassVar[str] = "inbox"
+    """The live-bus topic a shared inbox's puts and releases are announced on (the Bot wires it)."""
+
+    def __init__(self) -> None:
+        self._woken = asyncio.Event()
+
+    def notify(self) -> None:
+        """Something may be ready to claim: wake this process's claim loop."""
+        self._woken.set()
 
     async def open(self) -> None:
         """Connect; called once at start-up."""
@@ -81,8 +94,11 @@ class Inbox(abc.ABC):
         """Depth and the age of the oldest waiting entry."""
 
     async def wait(self, seconds: float) -> None:
-        """Return when something may be ready (another process put or released), or after ``seconds``.
-        The default sleeps; shared inboxes wake on the store's notifications."""
-        import asyncio
-
-        await asyncio.sleep(seconds)
+        """Return when something may be ready (a put or a release here, or one announced on the live bus),
+        or after ``seconds`` (at most ``poll``)."""
+        try:
+            async with asyncio.timeout(seconds if self.poll is None else min(seconds, self.poll)):
+                await self._woken.wait()
+        except TimeoutError:
+            pass
+        self._woken.clear()

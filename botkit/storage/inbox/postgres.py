@@ -3,21 +3,17 @@ and a table of the sessions ready to claim (``<table>_inbox_ready``). Claiming i
 session_key IN (SELECT … FOR UPDATE SKIP LOCKED)``, so any number of workers share the queue without
 waiting on each other; a put ``NOTIFY``s the workers listening, which claim at once. ``gen`` counts the
 puts of a session: a release deletes the ready row only if no put came since the claim (both lock the
-row), so an entry can never be left without its ready row. Events are stored as JSON text, not jsonb:
+row), so an entry can never be left without its ready row. A put is announced on the live bus's channel
+(``NOTIFY``, in the same statement). Events are stored as JSON text, not jsonb:
 jsonb refuses ``\\u0000``, which a user can type."""
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import asyncpg
 import orjson
 
 from botkit.storage.inbox.base import Claim, Entry, Inbox, InboxStats
-
-_connect: Any = asyncpg.connect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS {q} (
@@ -46,7 +42,7 @@ WITH added AS (
     INSERT INTO {r} AS r (session_key, ready_at) SELECT DISTINCT session_key, 0 FROM added
     ON CONFLICT (session_key) DO UPDATE SET gen = r.gen + 1
 )
-SELECT id, pg_notify($5, '') FROM added ORDER BY id
+SELECT id, pg_notify($5, '{{"t":"inbox","d":1}}') FROM added ORDER BY id
 """
 
 CLAIM = """
@@ -75,6 +71,7 @@ class PostgresInbox(Inbox):
     def __init__(self, pool: Callable[[], Any], table: str, *, dsn: str, timeout: float = 5.0) -> None:
         """``pool``: the session store's connection pool (there once the store is open); ``table``: the
         session table's setting, ``[schema.]name``: the inbox's tables are named after it."""
+        super().__init__()
         self._pool = pool
         self.dsn = dsn
         self.timeout = timeout
@@ -82,10 +79,9 @@ class PostgresInbox(Inbox):
         within = f'"{schema}".' if schema else ""
         self.q = f'{within}"{name}_inbox"'
         self.r = f'{within}"{name}_inbox_ready"'
-        self.channel = f"{name}_inbox"
+        self.channel = f"{name}_live"
+        """The live bus's channel (botkit.storage.live.postgres)."""
         self._names = {"q": self.q, "r": self.r, "q_index": f'"{name}_inbox_key"', "r_index": f'"{name}_inbox_ready_at"'}
-        self._woken = asyncio.Event()
-        self._listener: Any = None
 
     @property
     def pool(self) -> Any:
@@ -95,18 +91,6 @@ class PostgresInbox(Inbox):
         async with self.pool.acquire(timeout=self.timeout) as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self.channel)
             await conn.execute(SCHEMA.format(**self._names))
-        with contextlib.suppress(Exception):  # without notifications the workers poll
-            self._listener = await _connect(self.dsn, timeout=self.timeout)
-            await self._listener.add_listener(self.channel, self._notified)
-
-    async def close(self) -> None:
-        if self._listener is not None:
-            listener, self._listener = self._listener, None
-            with contextlib.suppress(Exception):
-                await listener.close(timeout=self.timeout)
-
-    def _notified(self, *args: Any) -> None:
-        self._woken.set()
 
     async def put(self, items: Sequence[tuple[str, dict[str, Any]]], now: float, origin: str | None = None) -> list[str]:
         keys = [key for key, _ in items]
@@ -141,11 +125,3 @@ class PostgresInbox(Inbox):
     async def stats(self) -> InboxStats:
         row = await self.pool.fetchrow(f"SELECT count(*) AS depth, min(enqueued_at) AS oldest FROM {self.q}", timeout=self.timeout)
         return InboxStats(int(row["depth"]), row["oldest"])
-
-    async def wait(self, seconds: float) -> None:
-        try:
-            async with asyncio.timeout(seconds):
-                await self._woken.wait()
-        except TimeoutError:
-            pass
-        self._woken.clear()

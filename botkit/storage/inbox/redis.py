@@ -2,12 +2,11 @@
 ready to claim scored by when (a leased session: when its lease ends), an owner hash, and a sorted set
 of every waiting entry by arrival (depth and the oldest age). Every step is one Lua script, so with
 any number of processes a session is leased to one of them at a time. All keys share the ``{inbox}``
-hash tag: on a Redis Cluster they live on one shard, as the scripts need. A put publishes on
-``<prefix>{inbox}:wake`` so idle workers claim at once instead of at their next poll."""
+hash tag: on a Redis Cluster they live on one shard, as the scripts need. A put (and a release that
+leaves entries) is announced on the live bus (``RedisBus``'s channel, in the same script), so idle
+workers claim at once instead of at their next poll."""
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,7 +28,7 @@ for i = 1, #ARGV - 2, 2 do
   redis.call('ZADD', KEYS[4], ARGV[#ARGV - 1], tostring(id))
   table.insert(ids, tostring(id))
 end
-redis.call('PUBLISH', KEYS[5], '1')
+redis.call('PUBLISH', KEYS[5], '{"t":"inbox","d":1}')
 return ids
 """
 
@@ -71,7 +70,7 @@ if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 if redis.call('LLEN', KEYS[3]) > 0 then
   redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-  redis.call('PUBLISH', KEYS[4], '1')
+  redis.call('PUBLISH', KEYS[4], '{"t":"inbox","d":1}')
 else
   redis.call('ZREM', KEYS[1], ARGV[1])
 end
@@ -87,6 +86,7 @@ class RedisInbox(Inbox):
     durable = True
 
     def __init__(self, url: str, prefix: str = "botkit:", *, cluster: bool = False, timeout: float = 5.0) -> None:
+        super().__init__()
         self.url = url
         self.cluster = cluster
         self.timeout = timeout
@@ -96,10 +96,9 @@ class RedisInbox(Inbox):
         self.ready_key = f"{base}:ready"
         self.owners_key = f"{base}:owners"
         self.pending_key = f"{base}:pending"
-        self.wake_channel = f"{base}:wake"
+        self.wake_channel = f"{prefix}live"
+        """The live bus's channel (botkit.storage.live.redis)."""
         self.client: Any = None
-        self._woken = asyncio.Event()
-        self._listener: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         options: dict[str, Any] = {"socket_timeout": self.timeout, "socket_connect_timeout": self.timeout}
@@ -110,14 +109,8 @@ class RedisInbox(Inbox):
         self._ack = client.register_script(ACK)
         self._release = client.register_script(RELEASE)
         self._extend = client.register_script(EXTEND)
-        self._listener = asyncio.create_task(self._listen(), name="botkit-inbox-wake")
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._listener
-            self._listener = None
         if self.client is not None:
             client, self.client = self.client, None
             await client.aclose()
@@ -152,29 +145,6 @@ class RedisInbox(Inbox):
         depth = int(await self.client.zcard(self.pending_key))
         oldest = await self.client.zrange(self.pending_key, 0, 0, withscores=True)
         return InboxStats(depth, float(oldest[0][1]) if oldest else None)
-
-    async def wait(self, seconds: float) -> None:
-        try:
-            async with asyncio.timeout(seconds):
-                await self._woken.wait()
-        except TimeoutError:
-            pass
-        self._woken.clear()
-
-    async def _listen(self) -> None:
-        """Wake the claim loop on every put or release of another process; reconnect when Redis comes back."""
-        while True:
-            try:
-                pubsub = self.client.pubsub()
-                await pubsub.subscribe(self.wake_channel)
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        self._woken.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self._woken.set()  # poll meanwhile
-                await asyncio.sleep(1.0)
 
 
 def _text(value: Any) -> str:
