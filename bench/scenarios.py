@@ -191,8 +191,9 @@ def clean_store(driver: str | None) -> None:
                 names = await connection.fetch(
                     "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
                     "AND (tablename = $1 OR starts_with(tablename, $1 || '_'))", POSTGRES_TABLE)
-                for (name,) in names:
-                    await connection.execute(f'DROP TABLE IF EXISTS "{name}"')
+                if names:  # at once, CASCADE: the _history table's foreign key names the session table
+                    await connection.execute("DROP TABLE IF EXISTS " + ", ".join(f'"{name}"' for (name,) in names)
+                                             + " CASCADE")
             finally:
                 await connection.close()
 
