@@ -14,6 +14,7 @@ from typing import Any
 
 from botkit.core.errors import SkipSave, StoreUnavailable, VersionConflict
 from botkit.core.events import Event
+from botkit.core.keys import shown
 from botkit.core.sending import Sender
 from botkit.core.session import Session, dumps
 from botkit.engine.context import Context
@@ -162,9 +163,9 @@ class Dispatcher:
                 handled_as = dedupe_id(event)
                 if handled_as is not None:
                     session.mark_handled(handled_as)
-                session.touch(self.clock(), policy.expires_in)
+                session.touch(self.clock(), context.expires_in)
                 session.version += 1
-                await self._store_call(store.commit(lease, session.to_record(), appended(session)), policy.timeout)
+                await self._store_call(store.commit(lease, session.to_record(), appended(session)), policy.timeout, key=session.id)
             except BaseException:
                 if lease.token is not None:
                     await asyncio.shield(self._release_quietly(lease))
@@ -179,9 +180,11 @@ class Dispatcher:
     async def _run(self, event: Event, handler: Handler, session: Session,
                    inband: Inband | None) -> tuple[Outcome, Context | None]:
         """Run the handler on the loaded session; HANDLED means its changes are to be saved."""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s event %s of %s (%s)", event.type, event.id, shown(session.id), session.id)
         handled_as = dedupe_id(event)
         if handled_as is not None and session.has_handled(handled_as):
-            log.info("event %s of %s was handled already; acknowledged, not run again", handled_as, session.id)
+            log.info("event %s of %s was handled already; acknowledged, not run again", handled_as, shown(session.id))
             return Outcome.DUPLICATE, None
         if event.address and event.address != session.address:
             self._take_address(session, event)
@@ -195,10 +198,11 @@ class Dispatcher:
             await (chain(self.middleware, handler) if self.middleware else handler)(context)
             await flush_sends(context.sender)
         except SkipSave as skip:
-            log.info("%s event of %s not saved: %s", event.type, session.id, skip)
+            log.info("%s event of %s not saved: %s", event.type, shown(session.id), skip)
             return Outcome.SKIPPED, context
         except Exception:
-            log.exception("handler raised on %s event %s of %s; session left as it was", event.type, event.id, session.id)
+            log.exception("handler raised on %s event %s of %s; session left as it was", event.type, event.id,
+                          shown(session.id))
             await flush_sends(context.sender, quietly=True)
             return Outcome.FAILED, context
         if not self._state_fits(session):
@@ -211,7 +215,7 @@ class Dispatcher:
             try:
                 await callback()
             except Exception:
-                log.exception("an after-save action of %s failed; the session is saved", context.session.id)
+                log.exception("an after-save action of %s failed; the session is saved", shown(context.session.id))
 
     @staticmethod
     def _take_address(session: Session, event: Event) -> None:
@@ -229,7 +233,7 @@ class Dispatcher:
         try:
             size = len(dumps(session.state))
         except TypeError as exc:
-            log.error("state of %s is not JSON-serialisable (%s); not saved, session left as it was", session.id, exc)
+            log.error("state of %s is not JSON-serialisable (%s); not saved, session left as it was", shown(session.id), exc)
             return False
         limit = self.policy.max_state_size
         if not limit:
@@ -238,7 +242,7 @@ class Dispatcher:
             return True
         log.error(
             "state of %s would be %d bytes, over session.max_state_size (%d); not saved, session left as it was",
-            session.id, size, limit,
+            shown(session.id), size, limit,
         )
         return False
 
@@ -254,7 +258,7 @@ class Dispatcher:
                 session = Session.fresh(key, initial, now, version=session.version)
         return attach(session, self.store, self.policy.history)
 
-    async def _store_call(self, call: Awaitable[Any], seconds: float) -> Any:
+    async def _store_call(self, call: Awaitable[Any], seconds: float, *, key: str | None = None) -> Any:
         try:
             if self.store.in_process:
                 return await call
@@ -263,8 +267,10 @@ class Dispatcher:
         except (StoreUnavailable, asyncio.CancelledError):
             raise
         except VersionConflict as exc:
-            log.error("save refused: %s (the lease was lost; the platform will redeliver)", exc)
-            raise StoreUnavailable(str(exc)) from exc
+            what = shown(key) if key is not None else "a session"
+            log.error("save refused: %s changed or another process took its lease; the platform will redeliver", what)
+            log.debug("save refused: %s", exc)
+            raise StoreUnavailable(f"the save of {what} was refused (the lease was lost)") from exc
         except TimeoutError:
             raise StoreUnavailable(f"the session store did not answer within {seconds}s") from None
         except Exception as exc:
@@ -275,4 +281,4 @@ class Dispatcher:
             async with asyncio.timeout(self.policy.timeout):
                 await self.store.release(lease)
         except Exception as exc:
-            log.warning("could not release the lease on %s: %s", lease.key, exc)
+            log.warning("could not release the lease on %s: %s", shown(lease.key), exc)
