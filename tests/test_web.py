@@ -535,12 +535,13 @@ def from_client(address: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("limits", ["default limits", "limits off, 600 clients"])
 async def test_a_flood_of_new_web_sessions_leaves_a_telegram_conversation_where_it_was(fake_api, tmp_path, limits):
-    """The default config (memory store of 500 sessions): 600 anonymous POST /api/session from one client
-    are mostly refused; and with the limits off, from 600 clients, they evict web sessions only."""
+    """The web chat's defaults over a memory store of 500 sessions: 600 anonymous POST /api/session from one
+    client are mostly refused; and with the limits off, from 600 clients, they evict web sessions only."""
     web, server = {}, {}
     if limits != "default limits":
         web, server = {"sessions_per_client": None, "sessions_per_minute": None}, {"trusted_proxies": ["127.0.0.1"]}
-    config = make_config(tmp_path, channels={"web": web, "telegram": {**TELEGRAM, "api_base": fake_api.url}}, server=server)
+    config = make_config(tmp_path, channels={"web": web, "telegram": {**TELEGRAM, "api_base": fake_api.url}}, server=server,
+                         session={"stores": {"memory": {"max_size": 500}}})
     async with Served(Bot(config, handler=counter)) as served:
         for n in range(1, 4):
             assert await telegram_says(served, fake_api, n) == f"Count: {n}"
