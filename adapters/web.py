@@ -341,9 +341,9 @@ class WebAdapter(Adapter):
         count, wait = await self._hit(f"web-rate:{session_id}")
         if count > self.rate_limit:
             raise Throttled(f"more than {self.rate_limit} messages a minute; try again in {wait} s", wait)
-        if self.client_rate_limit is None:
-            return
         client = client_key(request.remote)
+        if self.client_rate_limit is None or client is None:
+            return
         count, wait = await self._hit(f"web-client-rate:{self.name}:{client}")
         if count > self.client_rate_limit:
             self.warnings.warn("client-rate", "%s: %s sent more than %d messages a minute (channels.%s.client_rate_limit); "
@@ -352,8 +352,8 @@ class WebAdapter(Adapter):
 
     async def _count_new_session(self, request: Request) -> None:
         """Count a new session against the client's limit, then against everyone's."""
-        if self.sessions_per_client is not None:
-            client = client_key(request.remote)
+        client = client_key(request.remote)
+        if self.sessions_per_client is not None and client is not None:
             count, wait = await self._hit(f"web-new:{self.name}:{client}")
             if count > self.sessions_per_client:
                 self.warnings.warn("sessions-per-client", "%s: %s asked for more than %d new sessions a minute "

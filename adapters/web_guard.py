@@ -36,11 +36,12 @@ class Throttled(RequestRejected):
         self.retry_after = retry_after
 
 
-def client_key(remote: str | None) -> str:
+def client_key(remote: str | None) -> str | None:
     """Who a rate limit counts: the client's IPv4 address, or its IPv6 /64 (one subscriber's network:
-    a single host may use any address in it)."""
+    a single host may use any address in it). None for a request with no address: one made in-process
+    (botkit.testing, code calling the channel), never one the server received."""
     if not remote:
-        return "unknown"
+        return None
     try:
         ip = ipaddress.ip_address(remote)
     except ValueError:

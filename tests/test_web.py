@@ -683,3 +683,14 @@ async def test_event_streams_are_capped_in_all(tmp_path):
         assert third.status == 200 and (await next_event(third))[0] == "ready"
         first.close()
         third.close()
+
+
+async def test_sessions_made_in_process_count_only_in_all(tmp_path):
+    """botkit.testing calls the channel in-process, with no client address: only sessions_per_minute counts."""
+    from botkit.core.requests import Request
+
+    bot = web_bot(tmp_path, sessions_per_client=2, sessions_per_minute=3)
+    async with bot:
+        [create] = [route.handler for _, route in bot.routes() if route.method == "POST" and route.path == "/api/session"]
+        answers = [await create(Request("POST", "/api/session")) for _ in range(4)]
+    assert [answer.status for answer in answers] == [201, 201, 201, 429]
