@@ -10,7 +10,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from botkit.adapters.base import Adapter, Route
@@ -104,9 +104,13 @@ class Bot:
         return self.channels
 
     def add_channel(self, channel: Adapter) -> None:
-        """Serve one more channel (the console adds itself this way)."""
+        """Serve one more channel (the console adds itself this way). Its ``replay_window`` (how old a
+        delivery it still takes) widens the dedupe window to it, so a replay it lets through is a duplicate."""
         self.channels[channel.name] = channel
         self.dispatcher.middleware.extend(channel.middleware())
+        window = channel.settings.get("replay_window")
+        if isinstance(window, (int, float)) and not isinstance(window, bool) and window > self.policy.dedupe_window:
+            self.policy = self.dispatcher.policy = replace(self.policy, dedupe_window=float(window))
 
     async def start(self) -> None:
         await self.store.open()

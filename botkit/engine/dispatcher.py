@@ -160,9 +160,10 @@ class Dispatcher:
                     await self._store_call(store.release(lease), policy.timeout)
                     return outcome
                 handled_as = dedupe_id(event)
+                now = self.clock()
                 if handled_as is not None:
-                    session.mark_handled(handled_as)
-                session.touch(self.clock(), policy.expires_in)
+                    session.mark_handled(handled_as, now, policy.dedupe_window)
+                session.touch(now, policy.expires_in)
                 session.version += 1
                 await self._store_call(store.commit(lease, session.to_record(), appended(session)), policy.timeout)
             except BaseException:
