@@ -18,7 +18,7 @@ from botkit.app.config import Config, load_app
 from botkit.app.registry import adapter_class
 from botkit.app.waiting import Waiters
 from botkit.app.webhook import receive
-from botkit.core.errors import BotkitError, ConfigError, StoreUnavailable
+from botkit.core.errors import BotkitError, ConfigError, StoreRefused, StoreUnavailable
 from botkit.core.events import Event
 from botkit.core.keys import SessionKey
 from botkit.core.requests import Reply, Request
@@ -224,6 +224,9 @@ class Bot:
             outcome: Outcome | BaseException = await self.dispatcher.handle(event, self._handler_for(event, failure),
                                                                             inband=inband)
         except StoreUnavailable as exc:
+            outcome = exc
+        except StoreRefused as exc:  # data the store will never take: answered, acknowledged, not tried again
+            log.error("inbox entry %s of %s: %s; acknowledged", entry.id, event.session_key, exc)
             outcome = exc
         if failure and not isinstance(outcome, BaseException):
             outcome = failure[0]
