@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import ipaddress
+import math
 import os
 import runpy
 import sys
@@ -23,6 +24,7 @@ SESSION_DEFAULTS: dict[str, Any] = {
     "timeout": 5.0,
     "lock_timeout": 30.0,
     "max_state_size": 1024 * 1024,
+    "dedupe_window": 48 * 3600.0,
     "stores": {},
 }
 SERVER_DEFAULTS: dict[str, Any] = {
@@ -127,6 +129,9 @@ def _validate(config: Config) -> None:
         value = session[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ConfigError(f"session.{name}", f"must be a non-negative number, not {value!r}")
+    window = session["dedupe_window"]
+    if isinstance(window, bool) or not isinstance(window, (int, float)) or not math.isfinite(window) or window <= 0:
+        raise ConfigError("session.dedupe_window", f"must be seconds (a positive number), not {window!r}")
     if not isinstance(session["stores"], Mapping):
         raise ConfigError("session.stores", "must be a dict of driver name to its settings")
     from botkit.storage import driver_class  # drivers validate their own block

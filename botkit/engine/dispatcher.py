@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from enum import StrEnum
 from typing import Any
 
-from botkit.core.errors import SkipSave, StoreUnavailable, VersionConflict
+from botkit.core.errors import SkipSave, StoreRefused, StoreUnavailable, VersionConflict
 from botkit.core.events import Event
 from botkit.core.keys import shown
 from botkit.core.sending import Sender
@@ -153,7 +153,12 @@ class Dispatcher:
         self.in_flight += 1
         self._idle.clear()
         try:
-            lease: Lease = await self._store_call(store.begin(event.session_key), policy.lock_timeout)
+            try:
+                lease: Lease = await self._store_call(store.begin(event.session_key), policy.lock_timeout)
+            except StoreRefused as exc:
+                log.error("%s event %s of %s not handled: %s; answered, not retried", event.type, event.id,
+                          shown(event.session_key), exc)
+                return Outcome.FAILED
             try:
                 session = self._session_from(lease.record, event.session_key, self.clock())
                 outcome, context = await self._run(event, handler, session, inband)
@@ -161,11 +166,19 @@ class Dispatcher:
                     await self._store_call(store.release(lease), policy.timeout)
                     return outcome
                 handled_as = dedupe_id(event)
+                now = self.clock()
                 if handled_as is not None:
-                    session.mark_handled(handled_as)
-                session.touch(self.clock(), context.expires_in)
+                    session.mark_handled(handled_as, now, policy.dedupe_window)
+                session.touch(now, context.expires_in)
                 session.version += 1
-                await self._store_call(store.commit(lease, session.to_record(), appended(session)), policy.timeout, key=session.id)
+                try:
+                    await self._store_call(store.commit(lease, session.to_record(), appended(session)), policy.timeout,
+                                           key=session.id)
+                except StoreRefused as exc:
+                    if lease.token is not None:  # a store that keeps its lease when a save is refused
+                        await asyncio.shield(self._release_quietly(lease))
+                    await self._refused(event, exc)
+                    return Outcome.FAILED
             except BaseException:
                 if lease.token is not None:
                     await asyncio.shield(self._release_quietly(lease))
@@ -208,6 +221,37 @@ class Dispatcher:
         if not self._state_fits(session):
             return Outcome.FAILED, context
         return Outcome.HANDLED, context
+
+    async def _refused(self, event: Event, refusal: StoreRefused) -> None:
+        """The store refused the handler's changes for good (data it cannot hold): the session stays as
+        it was, and only the event's id is saved into it, under a new lease (the refused commit ended
+        the first one), so that a redelivery or a replay is a duplicate instead of running the handler
+        again to be refused again. Logged once, at ERROR, without the event's data."""
+        store, policy, handled_as = self.store, self.policy, dedupe_id(event)
+        remembered = False
+        try:
+            lease: Lease | None = await self._store_call(store.begin(event.session_key), policy.lock_timeout)
+        except (StoreRefused, StoreUnavailable):
+            lease = None
+        if lease is not None:
+            try:
+                if handled_as is not None:
+                    now = self.clock()
+                    session = self._session_from(lease.record, event.session_key, now)
+                    session.mark_handled(handled_as, now, policy.dedupe_window)
+                    if session.expires_at is None and policy.expires_in is not None:
+                        session.touch(now, policy.expires_in)  # a fresh session: it expires as any would
+                    session.version += 1
+                    await self._store_call(store.commit(lease, session.to_record(), appended(session)), policy.timeout)
+                    remembered = True
+            except (StoreRefused, StoreUnavailable):
+                pass
+            finally:
+                if lease.token is not None:
+                    await asyncio.shield(self._release_quietly(lease))
+        log.error("%s event %s of %s not saved: %s; the session is left as it was, %s", event.type, event.id,
+                  event.session_key, refusal, "its id kept as handled (a redelivery is a duplicate)" if remembered
+                  else "and a redelivery would run it again")
 
     async def _after_save(self, context: Context) -> None:
         """Run what the handler asked to happen once its changes are saved (scheduling its steps)."""
@@ -264,7 +308,7 @@ class Dispatcher:
                 return await call
             async with asyncio.timeout(seconds):
                 return await call
-        except (StoreUnavailable, asyncio.CancelledError):
+        except (StoreUnavailable, StoreRefused, asyncio.CancelledError):
             raise
         except VersionConflict as exc:
             what = shown(key) if key is not None else "a session"
