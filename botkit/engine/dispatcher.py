@@ -250,7 +250,7 @@ class Dispatcher:
                 if lease.token is not None:
                     await asyncio.shield(self._release_quietly(lease))
         log.error("%s event %s of %s not saved: %s; the session is left as it was, %s", event.type, event.id,
-                  event.session_key, refusal, "its id kept as handled (a redelivery is a duplicate)" if remembered
+                  shown(event.session_key), refusal, "its id kept as handled (a redelivery is a duplicate)" if remembered
                   else "and a redelivery would run it again")
 
     async def _after_save(self, context: Context) -> None:
