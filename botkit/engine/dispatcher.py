@@ -16,7 +16,7 @@ from botkit.core.errors import SkipSave, StoreRefused, StoreUnavailable, Version
 from botkit.core.events import Event
 from botkit.core.keys import shown
 from botkit.core.sending import Sender
-from botkit.core.session import Session, dumps
+from botkit.core.session import DEDUPE, Session, dumps
 from botkit.engine.context import Context
 from botkit.engine.middleware import Middleware, chain
 from botkit.engine.policy import SessionPolicy
@@ -299,7 +299,10 @@ class Dispatcher:
         else:
             session = Session.from_record(record)
             if session.is_expired(now):
+                handled = session.parts.get(DEDUPE)
                 session = Session.fresh(key, initial, now, version=session.version)
+                if handled:  # a replay of an event the expired (or evicted) session handled is still a duplicate
+                    session.parts[DEDUPE] = handled
         return attach(session, self.store, self.policy.history)
 
     async def _store_call(self, call: Awaitable[Any], seconds: float, *, key: str | None = None) -> Any:

@@ -4,7 +4,9 @@ with its history log beside it: a list of serialised entries, bounded to the his
 Each platform (the session key's prefix: ``telegram``, ``web``, …) keeps its own LRU; beyond ``max_size``
 the least recently used session of the platform holding the most is dropped. So a flood through one channel
 (anonymous web chat sessions, say) evicts that channel's sessions, never another channel's conversations,
-as long as the other channel holds no more than its share."""
+as long as the other channel holds no more than its share. An evicted session leaves a small tombstone
+(its version and the ids of the events it handled, for up to ``TOMBSTONES`` sessions): it loads as an expired
+record, so a replay of an event it handled is still a duplicate and the next save continues its version."""
 from __future__ import annotations
 
 import logging
@@ -23,6 +25,8 @@ DEFAULT_MAX_SIZE = 10_000
 _eviction_logged = False
 """Whether this process has logged its first eviction (the warning is given once per process)."""
 Entry = tuple[int, bytes]
+TOMBSTONES = 1_000
+"""Evicted sessions whose handled event ids are remembered."""
 
 
 class MemoryStore(SessionStore):
@@ -36,6 +40,7 @@ class MemoryStore(SessionStore):
         self._platforms: dict[str, OrderedDict[str, Entry]] = {}
         """One LRU per platform (the key's prefix)."""
         self._size = 0
+        self._tombstones: OrderedDict[str, bytes] = OrderedDict()
         self._logs: dict[str, list[bytes]] = {}
         """A list rather than a deque: an idle session's two entries cost 70 bytes of list, a deque 600."""
 
@@ -53,7 +58,8 @@ class MemoryStore(SessionStore):
         records = self._lru(key)
         entry = None if records is None else records.get(key)
         if records is None or entry is None:
-            return None
+            tombstone = self._tombstones.get(key)
+            return None if tombstone is None else loads(tombstone)
         records.move_to_end(key)
         return loads(entry[1])
 
@@ -66,6 +72,7 @@ class MemoryStore(SessionStore):
             raise VersionConflict(f"session {key} changed since it was loaded")
         records[key] = (version, _compact(dumps(record)))
         records.move_to_end(key)
+        self._tombstones.pop(key, None)
         if appended.changes:
             self._append(key, appended)
         if current is None:
@@ -77,11 +84,24 @@ class MemoryStore(SessionStore):
     def _evict(self) -> None:
         """Drop the least recently used session of the platform that holds the most."""
         platform, records = max(self._platforms.items(), key=lambda item: len(item[1]))
-        evicted, _ = records.popitem(last=False)
+        evicted, (_, data) = records.popitem(last=False)
         self._logs.pop(evicted, None)
+        self._bury(loads(data))
         self._size -= 1
         if not records:
             del self._platforms[platform]
+
+    def _bury(self, record: dict[str, Any]) -> None:
+        """Keep what dedupe needs of an evicted session: an expired record with its handled ids."""
+        handled = (record.get("parts") or {}).get("dedupe")
+        if not handled:
+            return
+        tombstone = {"version": record["version"], "key": key_of(record), "created_at": record["created_at"],
+                     "last_activity": record["last_activity"], "expires_at": 0.0, "state": {},
+                     "parts": {"dedupe": handled}}
+        self._tombstones[key_of(record)] = _compact(dumps(tombstone))
+        while len(self._tombstones) > TOMBSTONES:
+            self._tombstones.popitem(last=False)
 
     def _append(self, key: str, appended: Appended) -> None:
         kept = None if appended.restart else self._logs.get(key)
@@ -101,6 +121,7 @@ class MemoryStore(SessionStore):
 
     async def delete(self, key: str) -> bool:
         self._logs.pop(key, None)
+        self._tombstones.pop(key, None)
         records = self._lru(key)
         if records is None or records.pop(key, None) is None:
             return False
