@@ -10,6 +10,13 @@ that read the same state and both saved N) and the *gaps* (counts below the chat
 came: a count saved whose reply never left). Bodies may be JSON (botkit, the baseline, Bottender's axios)
 or a form.
 
+End to end: ``GET /mark`` notes each chat's highest count so far and starts a log of when each reply
+arrives (``time.monotonic()``, the clock the load generator stamps its requests with: one clock for every
+process on Linux). ``GET /arrivals`` returns that log, each reply as its number in its chat since the mark
+(its count minus the chat's count at the mark) and its arrival time; ``GET /marked`` just how many. The
+load generator marks before its load, waits for its replies after it, and matches the k-th request it sent
+to a chat with that chat's k-th reply (``bench/loadgen.py``).
+
     python -m bench.fake_api [--port 0]     # prints the port it listens on, then serves
 """
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -38,6 +46,11 @@ class Counter:
         """Each chat's counts in the order their replies arrived, since the last reset."""
         self.unparsed = 0
         """Replies whose body had no ``chat_id`` or whose text was not ``Count: N``."""
+        self.base: dict[Any, int] | None = None
+        """Each chat's highest count at the last ``/mark``; None: no arrival log kept."""
+        self.arrivals: dict[Any, list[float]] = {}
+        """Since the mark, per chat: each reply's number since the mark and arrival time, flattened."""
+        self.marked = 0
 
     def reply(self, body: bytes) -> None:
         try:
@@ -57,10 +70,21 @@ class Counter:
             self.counts[chat] = [count]
         else:
             counts.append(count)
+        if self.base is not None:
+            self.marked += 1
+            self.arrivals.setdefault(chat, []).extend((count - self.base.get(chat, 0), time.monotonic()))
 
     def reset(self) -> None:
         self.counts.clear()
         self.unparsed = 0
+        self.base = None
+        self.arrivals.clear()
+        self.marked = 0
+
+    def mark(self) -> None:
+        self.base = {chat: max(counts) for chat, counts in self.counts.items()}
+        self.arrivals.clear()
+        self.marked = 0
 
     def increments(self) -> dict[str, Any]:
         replies = lost = gaps = 0
@@ -107,6 +131,13 @@ class FakeApiProtocol(asyncio.Protocol):
             if head.startswith(b"GET /reset"):
                 self.counter.reset()
                 return response(200, b'{"ok":true}')
+            if head.startswith(b"GET /marked"):
+                return response(200, b'{"arrivals":%d}' % self.counter.marked)
+            if head.startswith(b"GET /mark"):
+                self.counter.mark()
+                return response(200, b'{"ok":true}')
+            if head.startswith(b"GET /arrivals"):
+                return response(200, orjson.dumps(self.counter.arrivals, option=orjson.OPT_NON_STR_KEYS))
         self.counter.requests += 1
         self.counter.reply(body)
         return OK

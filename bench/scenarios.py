@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import shutil
 import socket
 import sys
@@ -17,21 +18,37 @@ from bench.procs import python
 TOKEN = "123456:bench-token"
 SECRET = "bench-secret-token"
 REDIS_URL = "redis://127.0.0.1:6379/0"
-REDIS_PREFIX = "botkit-bench:"
+REDIS_PREFIX = f"botkit-bench:{os.getpid()}:"
 POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-POSTGRES_TABLE = "botkit_bench_sessions"
+POSTGRES_TABLE = f"botkit_bench_sessions_{os.getpid()}"
+"""Named after this runner, so that benches run at once by others on the same Redis and PostgreSQL
+neither share sessions nor empty each other's."""
 SERVICES = {"redis": ("127.0.0.1", 6379), "postgres": ("127.0.0.1", 5432)}
+INBOX_ACK_WITHIN = 1.0
+"""``server.ack_within`` of the inbox rows: botkit's default (the webhook waits up to a second for its handler)."""
 
 
 @dataclass(frozen=True)
 class Row:
     """One server set-up. ``variant`` names a launch variant (see bench.launch) for ablation rows; ``peer``
-    another framework running the same bot (see bench.peers), ``driver`` then naming its session driver."""
+    another framework running the same bot (see bench.peers), ``driver`` then naming its session driver.
+
+    ``ack_within`` is the generated config's ``server.ack_within``: None (every row but the inbox ones)
+    answers each webhook once its handler has run, as the baseline does and as botkit did before the
+    inbox; a number stores the events in the driver's inbox and answers after at most that many seconds
+    (the ``… inbox`` rows). ``handler_ms``: the handler sleeps that long before counting (the table of
+    ``--handler-ms``; 0 everywhere else)."""
 
     driver: str | None  # None: the no-framework baseline
     workers: int = 1
     variant: str | None = None
     peer: str | None = None
+    ack_within: float | None = None
+    handler_ms: int = 0
+
+    @property
+    def inbox(self) -> bool:
+        return self.ack_within is not None
 
     @property
     def is_baseline(self) -> bool:
@@ -39,15 +56,23 @@ class Row:
 
     @property
     def name(self) -> str:
-        name = self.peer or ("baseline" if self.is_baseline else self.driver)
+        name = self.peer or self.driver or "baseline"
+        if self.inbox:
+            name += " inbox"
         if self.variant:
             name += f" ({self.variant})"
         return f"{name} ×{self.workers}" if self.workers > 1 else name
 
 
-MAIN_ROWS = [Row("memory"), Row("file"), Row("redis"), Row("postgres"),
+MAIN_ROWS = [Row("memory"), Row("memory", ack_within=INBOX_ACK_WITHIN), Row("file"),
+             Row("redis"), Row("redis", ack_within=INBOX_ACK_WITHIN), Row("postgres"),
              Row("file", 2), Row("redis", 2), Row("postgres", 2)]
-"""The memory driver has no ×2 row: its sessions live in one process, so it refuses to be shared."""
+"""The memory driver has no ×2 row: its sessions live in one process, so it refuses to be shared. Each
+``… inbox`` row follows the answer-after row of its driver (docs/performance.md, "Answer first")."""
+INBOX_ROWS = [Row("redis", 2, ack_within=INBOX_ACK_WITHIN), Row("postgres", ack_within=INBOX_ACK_WITHIN),
+              Row("postgres", 2, ack_within=INBOX_ACK_WITHIN)]
+"""More inbox rows, run only when named (``--rows "redis ×2,redis inbox ×2"``): across two workers the
+webhook's process and the handler's may differ, and the handler's tells the webhook's over the live bus."""
 ABLATION_ROWS = [Row("memory", variant="access log"), Row("memory", variant="no history"),
                  Row("memory", variant="no uvloop"), Row("memory", variant="stdlib json"),
                  Row("memory", variant="default gc"), Row(None, variant="gc tuned")]
@@ -98,13 +123,16 @@ def write_config(row: Row, workdir: Path, port: int, api_base: str) -> Path:
     session = {"driver": row.driver, "stores": {row.driver: store_settings(row.driver, workdir)}}
     if row.variant == "no history":
         session["history"] = 0
-    settings = {
-        "app": "examples.counter.bot:app",
+    settings: dict[str, Any] = {
+        "app": "bench.slow_counter:app" if row.handler_ms else "examples.counter.bot:app",
         "initial_state": {"count": 0},
         "session": session,
         "channels": {"telegram": {"access_token": TOKEN, "secret_token": SECRET, "api_base": api_base}},
-        "server": {"host": "127.0.0.1", "port": port, "access_log": row.variant == "access log"},
+        "server": {"host": "127.0.0.1", "port": port, "access_log": row.variant == "access log",
+                   "ack_within": row.ack_within},
     }
+    if row.handler_ms:
+        settings["bench_handler_ms"] = row.handler_ms  # read by bench.slow_counter (the config's extra)
     path = workdir / "bot.config.py"
     path.write_text("".join(f"{name} = {value!r}\n" for name, value in settings.items()))
     return path
@@ -157,9 +185,14 @@ def clean_store(driver: str | None) -> None:
         import asyncpg
 
         async def drop() -> None:
+            """The session table and those botkit names after it (``_counters``, the inbox's ``_inbox``…)."""
             connection = await asyncpg.connect(POSTGRES_DSN)
             try:
-                await connection.execute(f"DROP TABLE IF EXISTS {POSTGRES_TABLE}")
+                names = await connection.fetch(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                    "AND (tablename = $1 OR starts_with(tablename, $1 || '_'))", POSTGRES_TABLE)
+                for (name,) in names:
+                    await connection.execute(f'DROP TABLE IF EXISTS "{name}"')
             finally:
                 await connection.close()
 
