@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from botkit.adapters.base import Adapter, ChannelHost, Middleware, Route, RouteHandler, parse_json
-from botkit.adapters.web_events import Hub, stream
+from botkit.adapters.web_events import Hub, HubFull, stream
+from botkit.adapters.web_guard import Origins, Throttled, Warnings, check_limit, client_key, require_json
 from botkit.adapters.web_messages import Message, WebSender
 from botkit.adapters.web_page import page_routes
 from botkit.adapters.web_tokens import LoginVerifier, bearer, mint, new_session_id, same_hash, session_of, token_hash
@@ -34,14 +35,6 @@ log = logging.getLogger("botkit.adapters.web")
 RATE_WINDOW = 60.0
 FAILED = "the bot failed while handling this message; the conversation is as it was before it"
 MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-class TooManyRequests(RequestRejected):
-    status = 429
-
-    def __init__(self, reason: str, retry_after: int) -> None:
-        super().__init__(reason)
-        self.retry_after = retry_after
 
 
 class SessionGone(SkipSave):
@@ -62,6 +55,11 @@ class WebAdapter(Adapter):
     platform = "web"
     settings_schema = {
         "rate_limit": 60,            # messages a minute per session
+        "client_rate_limit": 120,    # messages a minute from one client address, over all its sessions
+        "sessions_per_client": 10,   # new sessions a minute from one client address
+        "sessions_per_minute": 300,  # new sessions a minute in all (every worker, with a shared store)
+        "allowed_origins": (),       # other sites whose pages may use the API ("*": any)
+        "max_streams": 1000,         # open event streams in this process
         "idle_timeout": 30,          # minutes without a message after which the state starts afresh
         "anonymous_expiry": 7,       # days without a message after which an anonymous session's token dies
         "max_message_size": 4096,    # bytes of UTF-8 in a message's text or payload
@@ -82,14 +80,22 @@ class WebAdapter(Adapter):
         self.idle_timeout: float | None = self.settings["idle_timeout"]
         self.anonymous_expiry: float | None = self.settings["anonymous_expiry"]
         self.max_message_size: int = self.settings["max_message_size"]
+        self.client_rate_limit: int | None = self.settings["client_rate_limit"]
+        self.sessions_per_client: int | None = self.settings["sessions_per_client"]
+        self.sessions_per_minute: int | None = self.settings["sessions_per_minute"]
+        self.origins = Origins(name, self.settings["allowed_origins"])
         self.login = LoginVerifier.from_settings(name, self.settings, host.clock)
-        self.hub = Hub()
+        self.hub = Hub(max_streams=self.settings["max_streams"])
+        self.warnings = Warnings()
 
     @classmethod
     def validate(cls, name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
         merged = super().validate(name, settings)
-        for key in ("rate_limit", "max_message_size"):
+        for key in ("rate_limit", "max_message_size", "max_streams"):
             _check_number(name, key, merged[key], whole=True)
+        for key in ("client_rate_limit", "sessions_per_client", "sessions_per_minute"):
+            check_limit(name, key, merged[key])
+        merged["allowed_origins"] = Origins.validate(name, merged["allowed_origins"])
         for key in ("idle_timeout", "anonymous_expiry"):
             if merged[key] is not None:
                 _check_number(name, key, merged[key], whole=False)
@@ -123,10 +129,10 @@ class WebAdapter(Adapter):
         headers = {}
         if error.status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="botkit"'
-        if isinstance(error, TooManyRequests):
-            headers["Retry-After"] = str(error.retry_after)
         reason = error.reason
-        if error.status == 503:
+        if isinstance(error, Throttled):
+            headers["Retry-After"] = str(error.retry_after)
+        elif error.status == 503:
             headers["Retry-After"] = "1"
             reason = "the bot cannot reach its session store; try again shortly"
         return _json({"error": reason}, error.status, headers)
@@ -135,6 +141,7 @@ class WebAdapter(Adapter):
         @functools.wraps(route)
         async def guarded(request: Request) -> Reply:
             try:
+                self.origins.check(request)
                 return await route(request)
             except RequestRejected as exc:
                 return self.reject(exc)
@@ -147,7 +154,10 @@ class WebAdapter(Adapter):
     # -- the session API -----------------------------------------------------------------------------
 
     async def create_session(self, request: Request) -> Reply:
-        """``POST /api/session`` (body optional; ``{"login": "<JWT>"}`` for an authenticated session) → 201."""
+        """``POST /api/session`` (body optional; ``{"login": "<JWT>"}`` for an authenticated session) → 201.
+        Refused cross-site (403, 415) and beyond the new-session limits (429)."""
+        require_json(request)
+        await self._count_new_session(request)
         body = self._read_json(request, empty_ok=True)
         login = body.get("login")
         user_id = None
@@ -195,7 +205,12 @@ class WebAdapter(Adapter):
     async def events(self, request: Request) -> Reply:
         """``GET /api/events``: a ``text/event-stream`` of the messages the bot starts (same bearer token)."""
         visitor = await self._authorize(request)
-        queue = self.hub.subscribe(visitor.session_id)
+        try:
+            queue = self.hub.subscribe(visitor.session_id)
+        except HubFull:
+            self.warnings.warn("streams", "%s: %d event streams open, channels.%s.max_streams; refusing new ones with 503",
+                               self.name, self.hub.open, self.name)
+            raise Throttled("this server has too many open event streams; try again shortly", 30, 503) from None
         topic = _topic(visitor.session_id)
         if not self.host.bus.listening(topic):
             self.host.bus.subscribe(topic, lambda message: self._to_pages(visitor.session_id, message))
@@ -215,10 +230,15 @@ class WebAdapter(Adapter):
 
     # -- the chat webhook: ``POST /api/chat`` --------------------------------------------------------
 
+    async def check_headers(self, request: Request) -> None:
+        """Before the body is read: not from another site's page (403)."""
+        self.origins.check(request)
+
     async def verify(self, request: Request) -> None:
-        """A valid token (401 otherwise) and a message within the session's rate limit (429 otherwise)."""
+        """A valid token (401 otherwise) and a message within the session's and the client's rate limits
+        (429 otherwise)."""
         visitor = await self._authorize(request)
-        await self._count_message(visitor.session_id)
+        await self._count_message(visitor.session_id, request)
 
     def parse(self, request: Request) -> list[Event]:
         """``{"text"}`` or ``{"payload", "text"?}``; ``"id"`` makes retries safe."""
@@ -265,21 +285,33 @@ class WebAdapter(Adapter):
         return [self._guard]
 
     async def _guard(self, context: Context, call_next: Callable[[Context], Awaitable[Any]]) -> Any:
-        """Under the session's lock, before the handler: once more sure the session still holds the token
-        (it may have ended while the message waited its turn), and the state started afresh after
-        ``idle_timeout`` minutes without a message."""
+        """Under the session's lock, around the handler. Before a chat message: once more sure the session
+        still holds the token (it may have ended while the message waited its turn), and the state started
+        afresh after ``idle_timeout`` minutes without a message. After any run on an anonymous session of
+        this channel: its record expires ``anonymous_expiry`` days after its last activity, in the store
+        too (a Redis TTL), so sessions nobody uses do not pile up."""
         session, event = context.session, context.event
-        if event.channel != self.name or "token_hash" not in event.meta:
-            return await call_next(context)
-        if not _holds(session, event.meta["token_hash"]):
-            event.meta["gone"] = True
-            raise SessionGone(f"{session.id} ended while a message waited for its turn")
-        if event.user_id is None and session.address:
-            event.user_id = session.address.get("user_id")
-        if self.idle_timeout is not None and self.clock() - session.last_activity > self.idle_timeout * 60:
-            context.reset_state()
-            session.slug = session.previous_slug = None
-        return await call_next(context)
+        if event.channel == self.name and "token_hash" in event.meta:
+            if not _holds(session, event.meta["token_hash"]):
+                event.meta["gone"] = True
+                raise SessionGone(f"{SessionKey(session.id).platform} session ended while a message waited for its turn")
+            if event.user_id is None and session.address:
+                event.user_id = session.address.get("user_id")
+            if self.idle_timeout is not None and self.clock() - session.last_activity > self.idle_timeout * 60:
+                context.reset_state()
+                session.slug = session.previous_slug = None
+        result = await call_next(context)
+        self._expire_anonymous(context)
+        return result
+
+    def _expire_anonymous(self, context: Context) -> None:
+        session = context.session
+        if self.anonymous_expiry is None or session.channel != self.name or SessionKey(session.id).platform != self.platform:
+            return
+        if (session.address or {}).get("user_id") is not None:
+            return
+        minutes = self.anonymous_expiry * 24 * 60
+        context.expires_in = minutes if context.expires_in is None else min(context.expires_in, minutes)
 
     # -- checks --------------------------------------------------------------------------------------
 
@@ -294,7 +326,7 @@ class WebAdapter(Adapter):
         session = await self._load(f"web:{session_id}")
         hashed = token_hash(token)
         if session is None or session.address is None or not _holds(session, hashed):
-            raise Unauthorized("unknown or revoked token")
+            raise Unauthorized("unknown, revoked or expired token; start a new session with POST /api/session")
         user_id = session.address.get("user_id")
         if user_id is None and self._anonymous_expired(session):
             raise Unauthorized("the session expired; start a new one with POST /api/session")
@@ -305,14 +337,44 @@ class WebAdapter(Adapter):
             return False
         return self.clock() - session.last_activity > self.anonymous_expiry * 86400
 
-    async def _count_message(self, session_id: str) -> None:
+    async def _count_message(self, session_id: str, request: Request) -> None:
+        count, wait = await self._hit(f"web-rate:{session_id}")
+        if count > self.rate_limit:
+            raise Throttled(f"more than {self.rate_limit} messages a minute; try again in {wait} s", wait)
+        client = client_key(request.remote)
+        if self.client_rate_limit is None or client is None:
+            return
+        count, wait = await self._hit(f"web-client-rate:{self.name}:{client}")
+        if count > self.client_rate_limit:
+            self.warnings.warn("client-rate", "%s: %s sent more than %d messages a minute (channels.%s.client_rate_limit); "
+                               "refusing them with 429", self.name, client, self.client_rate_limit, self.name)
+            raise Throttled(f"more than {self.client_rate_limit} messages a minute from your address; try again in {wait} s", wait)
+
+    async def _count_new_session(self, request: Request) -> None:
+        """Count a new session against the client's limit, then against everyone's."""
+        client = client_key(request.remote)
+        if self.sessions_per_client is not None and client is not None:
+            count, wait = await self._hit(f"web-new:{self.name}:{client}")
+            if count > self.sessions_per_client:
+                self.warnings.warn("sessions-per-client", "%s: %s asked for more than %d new sessions a minute "
+                                   "(channels.%s.sessions_per_client); refusing them with 429",
+                                   self.name, client, self.sessions_per_client, self.name)
+                raise Throttled(f"more than {self.sessions_per_client} new sessions a minute from your address; "
+                                f"try again in {wait} s", wait)
+        if self.sessions_per_minute is not None:
+            count, wait = await self._hit(f"web-new:{self.name}")
+            if count > self.sessions_per_minute:
+                self.warnings.warn("sessions-per-minute", "%s: more than %d new sessions a minute (channels.%s.sessions_per_minute); "
+                                   "refusing them with 429", self.name, self.sessions_per_minute, self.name)
+                raise Throttled(f"the chat takes no more new conversations this minute; try again in {wait} s", wait)
+
+    async def _hit(self, counter: str) -> tuple[int, int]:
+        """Count one hit in the current minute of ``counter``: the hits so far and the whole seconds left."""
         try:
-            count, resets_in = await self.host.hit(f"web-rate:{session_id}", RATE_WINDOW)
+            count, resets_in = await self.host.hit(counter, RATE_WINDOW)
         except Exception as exc:
             raise StoreUnavailable(f"rate-limit counter: {type(exc).__name__}: {exc}") from exc
-        if count > self.rate_limit:
-            wait = max(1, math.ceil(resets_in))
-            raise TooManyRequests(f"more than {self.rate_limit} messages a minute; try again in {wait} s", wait)
+        return count, max(1, math.ceil(resets_in))
 
     async def _load(self, key: str) -> Session | None:
         try:
@@ -387,7 +449,7 @@ def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None
 
 
 def _check_number(channel: str, key: str, value: Any, *, whole: bool) -> None:
-    kinds: tuple[type, ...] = (int,) if whole else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if number is None or (whole and not isinstance(number, int)) or number <= 0:
         what = "a positive whole number" if whole else "a positive number (or None to turn it off)"
         raise ConfigError(f"channels.{channel}.{key}", f"must be {what}, not {value!r}")

@@ -19,27 +19,39 @@ READY = b"event: ready\ndata: {}\n\n"
 KEEPALIVE = b": keepalive\n\n"
 
 
-class Hub:
-    """The open event streams of this process, by session id."""
+class HubFull(Exception):
+    """The process has ``max_streams`` event streams open."""
 
-    def __init__(self, queue_size: int = 64, per_session: int = 8) -> None:
+
+class Hub:
+    """The open event streams of this process, by session id: at most ``per_session`` a session (a new one
+    ends the oldest) and ``max_streams`` in all (a new one is refused: ``HubFull``)."""
+
+    def __init__(self, queue_size: int = 64, per_session: int = 8, max_streams: int = 1000) -> None:
         self.queue_size = queue_size
         self.per_session = per_session
+        self.max_streams = max_streams
+        self.open = 0
         self._streams: dict[str, list[asyncio.Queue[Any]]] = {}
 
     def subscribe(self, session_id: str) -> asyncio.Queue[Any]:
         """A queue receiving the session's messages; the oldest stream of a session with too many ends."""
-        streams = self._streams.setdefault(session_id, [])
+        streams = self._streams.get(session_id, [])
         if len(streams) >= self.per_session:
             self._end(streams.pop(0))
+            self.open -= 1
+        elif self.open >= self.max_streams:
+            raise HubFull(f"{self.open} event streams open")
         queue: asyncio.Queue[Any] = asyncio.Queue(self.queue_size)
-        streams.append(queue)
+        self._streams.setdefault(session_id, streams).append(queue)
+        self.open += 1
         return queue
 
     def unsubscribe(self, session_id: str, queue: asyncio.Queue[Any]) -> None:
         streams = self._streams.get(session_id)
         if streams and queue in streams:
             streams.remove(queue)
+            self.open -= 1
             if not streams:
                 del self._streams[session_id]
 
@@ -52,7 +64,10 @@ class Hub:
                 queue.put_nowait(message)
             except asyncio.QueueFull:
                 streams.remove(queue)
+                self.open -= 1
                 self._end(queue)
+        if not streams:
+            self._streams.pop(session_id, None)
         return len(streams)
 
     def close(self, session_id: str | None = None) -> None:
@@ -60,6 +75,7 @@ class Hub:
         ids = [session_id] if session_id is not None else list(self._streams)
         for key in ids:
             for queue in self._streams.pop(key, []):
+                self.open -= 1
                 self._end(queue)
 
     def open_streams(self, session_id: str) -> int:
@@ -82,7 +98,8 @@ async def stream(queue: asyncio.Queue[Any], *, keepalive: float) -> AsyncIterato
     yield READY
     while True:
         try:
-            message = await asyncio.wait_for(queue.get(), keepalive)
+            async with asyncio.timeout(keepalive):  # a timer, not a task per wait as wait_for makes
+                message = await queue.get()
         except TimeoutError:
             yield KEEPALIVE
             continue

@@ -123,6 +123,7 @@ def _verification_key(raw: str, setting: str) -> tuple[Any, str]:
         return raw, "HS256"
     if "PRIVATE KEY" in raw.split("\n", 1)[0]:
         raise ConfigError(setting, "is a private key; give the bot the public key (the site signs, the bot only verifies)")
+    public: Any
     try:
         if raw.startswith("-----BEGIN CERTIFICATE"):
             public = x509.load_pem_x509_certificate(raw.encode()).public_key()

@@ -75,3 +75,31 @@ async def test_no_warning_while_sessions_fit(fresh_process, caplog):
 def test_the_default_is_10000():
     assert MemoryStore.defaults["max_size"] == 10_000
     MemoryStore.validate({})
+
+
+async def test_a_replay_after_its_session_was_evicted_is_still_a_duplicate(tmp_path):
+    from botkit.core.events import Event
+    from botkit.core.sending import Sender
+    from botkit.engine.dispatcher import Outcome
+    from tests.support import make_config, test_bot
+
+    runs: list[str] = []
+
+    async def handler(context):
+        runs.append(context.event.session_key)
+        context.set_state({"count": context.state["count"] + 1})
+
+    config = make_config(tmp_path, session={"stores": {"memory": {"max_size": 2}}})
+    bot = test_bot(config, handler=handler, channels={})
+
+    def event(key: str, event_id: str) -> Event:
+        return Event("test", "text", key, text="hi", id=event_id, channel="test", meta={"sender": Sender()})
+
+    async with bot:
+        assert await bot.dispatch([event("test:1", "u1")]) == [Outcome.HANDLED]
+        await bot.dispatch([event("test:2", "u2")])
+        await bot.dispatch([event("test:3", "u3")])  # test:1 is the least recently used: evicted
+        assert await bot.load_session("test:1") is None
+        assert await bot.dispatch([event("test:1", "u1")]) == [Outcome.DUPLICATE]  # the captured delivery again
+        assert await bot.dispatch([event("test:1", "u4")]) == [Outcome.HANDLED]  # a new message starts afresh
+    assert runs == ["test:1", "test:2", "test:3", "test:1"]

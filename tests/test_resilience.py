@@ -296,3 +296,248 @@ def padded(spec: Spec, n: int, size: int) -> bytes:
     body = spec.encode(doc)
     assert len(body) == size
     return body
+
+
+# -- abusive clients: a flood beside a real conversation ------------------------------------------------------
+
+FLOOD_CLIENT = r'''
+import asyncio, collections, json, sys
+
+import aiohttp
+
+
+def forwarded(n):
+    return {"X-Forwarded-For": f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"}
+
+
+async def sessions(url, n, clients, concurrency):
+    statuses = collections.Counter()
+    limit = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
+        async def one(i):
+            async with limit, http.post(url + "/api/session", headers=forwarded(i % clients)) as response:
+                await response.read()
+                statuses[response.status] += 1
+        await asyncio.gather(*(one(i) for i in range(n)))
+    return statuses
+
+
+async def slow(port, n, secret, within):
+    async def one():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /webhooks/telegram HTTP/1.1\r\nHost: bot\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\nX-Telegram-Bot-Api-Secret-Token: " + secret.encode() + b"\r\n\r\n{")
+        await writer.drain()
+        try:
+            answer = await asyncio.wait_for(reader.read(), within)
+        except (TimeoutError, ConnectionError):
+            answer = b""
+        writer.close()
+        return answer.split(b" ", 2)[1].decode() if answer.startswith(b"HTTP/") else "no answer"
+    return collections.Counter(await asyncio.gather(*(one() for _ in range(n))))
+
+
+async def unsigned(url, n, size, concurrency):
+    statuses = collections.Counter()
+    body = b"x" * size
+    limit = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
+        async def one():
+            try:
+                async with limit, http.post(url + "/webhooks/telegram", data=body,
+                                            headers={"Content-Type": "application/json"}) as response:
+                    await response.read()
+                    statuses[response.status] += 1
+            except aiohttp.ClientError as exc:
+                statuses[type(exc).__name__] += 1
+        await asyncio.gather(*(one() for _ in range(n)))
+    return statuses
+
+
+async def streams(url, sessions, per_session, hold):
+    statuses = collections.Counter()
+    open_ = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        tokens = []
+        for i in range(sessions + 1):
+            async with http.post(url + "/api/session", headers=forwarded(100_000 + i)) as response:
+                tokens.append((await response.json())["token"])
+        for token in tokens[:-1]:
+            for _ in range(per_session):
+                response = await http.get(url + "/api/events", headers={"Authorization": "Bearer " + token})
+                statuses[response.status] += 1
+                if response.status == 200:
+                    await response.content.readuntil(b"\n\n")
+                    open_.append(response)
+        extra = await http.get(url + "/api/events", headers={"Authorization": "Bearer " + tokens[-1]})
+        print("ready", flush=True)
+        await asyncio.sleep(hold)
+        statuses["one more: %d" % extra.status] += 1
+        for response in open_:
+            response.close()
+    return statuses
+
+
+kind, *args = sys.argv[1:]
+if kind == "sessions":
+    result = asyncio.run(sessions(args[0], int(args[1]), int(args[2]), int(args[3])))
+elif kind == "slow":
+    result = asyncio.run(slow(int(args[0]), int(args[1]), args[2], float(args[3])))
+elif kind == "unsigned":
+    result = asyncio.run(unsigned(args[0], int(args[1]), int(args[2]), int(args[3])))
+else:
+    result = asyncio.run(streams(args[0], int(args[1]), int(args[2]), float(args[3])))
+print(json.dumps({str(k): v for k, v in result.items()}), flush=True)
+'''
+
+
+class Legit:
+    """A Telegram user writing to the bot every 10 ms while a flood runs; each answer's latency is kept."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.sent = 0
+        self.paused = False
+        self.statuses: collections.Counter[int] = collections.Counter()
+
+    async def run(self, until: asyncio.Event) -> list[float]:
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        latencies = []
+        async with aiohttp.ClientSession() as http:
+            while not until.is_set():
+                if self.paused:
+                    await asyncio.sleep(0.05)
+                    continue
+                self.sent += 1
+                started = loop.time()
+                async with http.post(self.url + "/webhooks/telegram", json=update(self.sent, chat_id=777), headers=HEADERS) as answer:
+                    await answer.read()
+                    self.statuses[answer.status] += 1
+                latencies.append(loop.time() - started)
+                await asyncio.sleep(0.01)
+        return latencies
+
+
+async def peak_rss(pid: int, until: asyncio.Event) -> int:
+    """The highest resident set size of ``pid`` (KiB) seen until ``until`` is set."""
+    from bench.procs import status_kib
+
+    peak = 0
+    while not until.is_set():
+        peak = max(peak, status_kib(pid, "VmRSS"))
+        await asyncio.sleep(0.05)
+    return max(peak, status_kib(pid, "VmRSS"))
+
+
+def p99(latencies: list[float]) -> float:
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else float("nan")
+
+
+@pytest.mark.slow
+@full_only
+async def test_a_flood_of_abusive_requests_leaves_a_telegram_conversation_answering(fake_api, tmp_path):
+    """Session-creation floods, bodies that never arrive, large unsigned bodies and a thousand idle event
+    streams against `botkit start` (the default settings, but 5 s read timeouts to keep the run short and
+    127.0.0.1 as a trusted proxy so that X-Forwarded-For can play many clients). For each: the server's CPU
+    and peak memory per abusive request, and the p99 latency of a Telegram user's webhooks meanwhile."""
+    import json
+    import sys
+
+    import aiohttp
+
+    from bench.procs import cpu_seconds, status_kib
+    from tests.support import BotProcess
+
+    config = tmp_path / "bot.config.py"
+    config.write_text(
+        'app = "examples.counter.bot:app"\ninitial_state = {"count": 0}\n'
+        f'channels = {{"telegram": {{"access_token": {TOKEN!r}, "secret_token": {SECRET!r}, "api_base": {fake_api.url!r}}}, "web": {{}}}}\n'
+        'server = {"read_timeout": 5, "header_timeout": 5, "trusted_proxies": ["127.0.0.1"]}\n')
+    rows = []
+    async with BotProcess(config) as bot:
+        pid = bot.process.pid
+        legit = Legit(bot.url)
+        log = bytearray()
+
+        async def drain() -> None:  # the server's log: a full pipe would stop the server
+            while chunk := await bot.process.stdout.read(65536):
+                log.extend(chunk)
+
+        draining = asyncio.ensure_future(drain())
+
+        async def quiet_window(seconds: float = 12.0) -> float:
+            """The server's CPU share (of one core) while the flood's connections are only held and the
+            legit user pauses."""
+            legit.paused = True
+            await asyncio.sleep(0.5)
+            before = cpu_seconds(pid)
+            await asyncio.sleep(seconds)
+            share = (cpu_seconds(pid) - before) / seconds
+            legit.paused = False
+            return share
+
+        async def phase(name: str, abusive: int, flood: tuple[str, ...] | None, seconds: float = 5.0) -> dict:
+            cpu_before, rss_before, sent_before = cpu_seconds(pid), status_kib(pid, "VmRSS"), legit.sent
+            until = asyncio.Event()
+            sender = asyncio.ensure_future(legit.run(until))
+            sampler = asyncio.ensure_future(peak_rss(pid, until))
+            result: dict = {}
+            held = None  # the share of a core while the flood's connections were only held
+            if flood is None:
+                await asyncio.sleep(seconds)
+            else:
+                client = await asyncio.create_subprocess_exec(sys.executable, "-c", FLOOD_CLIENT, *flood,
+                                                              stdout=asyncio.subprocess.PIPE)
+                assert client.stdout is not None
+                lines = []
+                async for line in client.stdout:
+                    lines.append(line)
+                    if line.strip() == b"ready":
+                        held = await quiet_window()
+                await client.wait()
+                result = json.loads(lines[-1])
+            until.set()
+            latencies, peak = await sender, await sampler
+            row = {"name": name, "abusive": abusive, "result": result, "cpu": cpu_seconds(pid) - cpu_before,
+                   "legit": legit.sent - sent_before, "p99": p99(latencies), "rss_before": rss_before, "peak": peak,
+                   "rss_after": status_kib(pid, "VmRSS"), "held": held}
+            rows.append(row)
+            async with aiohttp.ClientSession() as http, http.get(bot.url + "/healthz") as health:
+                assert health.status == 200, f"/healthz after {name}: {health.status}"
+            return row
+
+        try:
+            quiet = await phase("no flood (baseline)", 0, None)
+            legit_cpu = quiet["cpu"] / max(1, quiet["legit"])
+            streams = await phase("1,000 idle event streams, 25 s", 1000, ("streams", bot.url, "125", "8", "25"))
+            assert streams["result"] == {"200": 1000, "one more: 503": 1}
+            refused = await phase("3,000 new sessions, one client", 3000, ("sessions", bot.url, "3000", "1", "50"))
+            assert refused["result"] == {"201": 10, "429": 2990}
+            many = await phase("3,000 new sessions, 3,000 clients", 3000, ("sessions", bot.url, "3000", "3000", "50"))
+            created = many["result"].get("201", 0)  # at most sessions_per_minute (300) less those made this minute
+            assert created <= 300 - 10 and created + many["result"]["429"] == 3000
+            slow = await phase("500 bodies that never arrive", 500, ("slow", str(bot.port), "500", SECRET, "30"))
+            assert slow["result"] == {"408": 500}
+            large = await phase("300 unsigned 1 MiB bodies", 300, ("unsigned", bot.url, "300", str(1024 * 1024), "20"))
+            assert large["result"] == {"401": 300}
+        finally:
+            draining.cancel()
+            await asyncio.gather(draining, return_exceptions=True)
+    assert b"Traceback" not in log, log.decode(errors="replace")[-3000:]
+
+    replies = [int(c.json["text"].removeprefix("Count: ")) for c in fake_api.calls_to("sendMessage") if c.json["chat_id"] == 777]
+    assert legit.statuses == {200: legit.sent} and replies == list(range(1, legit.sent + 1))
+    print(f"\n{'flood':38} {'abusive':>8} {'CPU ms/abusive':>15} {'peak RSS KiB/abusive':>21} {'RSS growth MiB':>15} "
+          f"{'legit webhooks':>15} {'legit p99 ms':>13}")
+    for row in rows:
+        own = row["cpu"] - row["legit"] * legit_cpu
+        per = f"{own / row['abusive'] * 1000:.3f}" if row["abusive"] else f"{legit_cpu * 1000:.3f} (legit)"
+        peak = f"{(row['peak'] - row['rss_before']) / row['abusive']:.1f}" if row["abusive"] else "-"
+        print(f"{row['name']:38} {row['abusive']:>8} {per:>15} {peak:>21} {(row['rss_after'] - row['rss_before']) / 1024:>15.1f} "
+              f"{row['legit']:>15} {row['p99'] * 1000:>13.1f}")
+    resolution = 100 / os.sysconf("SC_CLK_TCK") / 12
+    print(f"1,000 idle event streams, once open (12 s, the legit user paused): {rows[1]['held'] * 100:.2f} % of a core "
+          f"(the process clock resolves {resolution:.2f} %)")

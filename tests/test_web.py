@@ -496,8 +496,201 @@ async def test_the_api_and_page_move_under_a_path_and_the_page_can_be_off(tmp_pa
     ({"path": "chat"}, "path"),
     ({"page": "yes"}, "page"),
     ({"rate_limt": 10}, "rate_limt"),
+    ({"sessions_per_client": 0}, "sessions_per_client"),
+    ({"sessions_per_minute": "300"}, "sessions_per_minute"),
+    ({"client_rate_limit": 1.5}, "client_rate_limit"),
+    ({"max_streams": None}, "max_streams"),
+    ({"allowed_origins": "https://shop.example.com"}, "allowed_origins"),
+    ({"allowed_origins": ["shop.example.com"]}, "allowed_origins"),
+    ({"allowed_origins": ["https://shop.example.com/chat"]}, "allowed_origins"),
 ])
 def test_a_config_mistake_names_the_setting(tmp_path, settings, setting):
     with pytest.raises(ConfigError) as caught:
         web_bot(tmp_path, **settings)
     assert caught.value.setting == f"channels.web.{setting}"
+
+
+# -- abuse: floods of sessions, cross-site requests, streams ------------------------------------------------
+
+TELEGRAM = {"access_token": "123456:web-flood", "secret_token": "web-flood-secret"}
+
+
+def update(update_id: int, chat_id: int = 16423) -> dict:
+    return {"update_id": update_id, "message": {"message_id": update_id, "date": 1700000000, "text": "hi",
+                                                "chat": {"id": chat_id, "type": "private"},
+                                                "from": {"id": chat_id, "is_bot": False, "first_name": "Ada"}}}
+
+
+async def telegram_says(served: Served, fake_api, update_id: int) -> str:
+    response = await served.post("/webhooks/telegram", json=update(update_id),
+                                 headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM["secret_token"]})
+    assert response.status == 200
+    return fake_api.calls_to("sendMessage")[-1].json["text"]
+
+
+def from_client(address: str) -> dict[str, str]:
+    """Headers of a request a trusted proxy (127.0.0.1 in these tests) forwards for ``address``."""
+    return {"X-Forwarded-For": address}
+
+
+@pytest.mark.parametrize("limits", ["default limits", "limits off, 600 clients"])
+async def test_a_flood_of_new_web_sessions_leaves_a_telegram_conversation_where_it_was(fake_api, tmp_path, limits):
+    """The web chat's defaults over a memory store of 500 sessions: 600 anonymous POST /api/session from one
+    client are mostly refused; and with the limits off, from 600 clients, they evict web sessions only."""
+    web, server = {}, {}
+    if limits != "default limits":
+        web, server = {"sessions_per_client": None, "sessions_per_minute": None}, {"trusted_proxies": ["127.0.0.1"]}
+    config = make_config(tmp_path, channels={"web": web, "telegram": {**TELEGRAM, "api_base": fake_api.url}}, server=server,
+                         session={"stores": {"memory": {"max_size": 500}}})
+    async with Served(Bot(config, handler=counter)) as served:
+        for n in range(1, 4):
+            assert await telegram_says(served, fake_api, n) == f"Count: {n}"
+        flood = [await served.post("/api/session", headers=from_client(f"198.51.{n // 250}.{n % 250}") if server else {})
+                 for n in range(600)]
+        assert await telegram_says(served, fake_api, 4) == "Count: 4"
+        created = sum(response.status == 201 for response in flood)
+        assert created == (10 if limits == "default limits" else 600)
+        assert {r.status for r in flood} == ({201, 429} if limits == "default limits" else {201})
+
+
+async def test_a_cross_site_page_cannot_create_sessions_through_its_visitors_browsers(tmp_path):
+    bot = web_bot(tmp_path)
+    async with Served(bot) as served:
+        own = f"http://{served.client.host}:{served.client.port}"
+        no_cors = {"Content-Type": "text/plain;charset=UTF-8", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Site": "cross-site"}
+        refused = [
+            await served.post("/api/session", data=b"{}", headers={**no_cors, "Origin": "https://evil.example"}),
+            await served.post("/api/session", headers={"Sec-Fetch-Mode": "no-cors", "Origin": "null"}),
+            await served.post("/api/session", data=b"{}", headers={**no_cors, "Origin": own, "Sec-Fetch-Site": "same-origin"}),
+            await served.post("/api/session", json={}, headers={"Origin": "https://evil.example"}),
+        ]
+        assert [r.status for r in refused] == [403, 403, 415, 403]
+        assert all("error" in body for body in [await r.json() for r in refused])
+        assert await bot.store.keys() == []
+        # the page's own fetch, and a client that is no browser
+        for headers in ({"Origin": own}, {}):
+            assert (await served.post("/api/session", json={}, headers=headers)).status == 201
+        assert (await served.post("/api/session")).status == 201
+        _, token = await new_session(served)
+        elsewhere = await served.post("/api/chat", json={"text": "hi"}, headers={**bearer(token), "Origin": "https://evil.example"})
+        assert elsewhere.status == 403
+        assert await texts(served, token, "hi") == ["Count: 1"]
+
+
+async def test_a_site_listed_in_allowed_origins_may_use_the_api(tmp_path):
+    async with Served(web_bot(tmp_path, allowed_origins=["https://shop.example.com"])) as served:
+        assert (await served.post("/api/session", json={}, headers={"Origin": "https://shop.example.com"})).status == 201
+        assert (await served.post("/api/session", json={}, headers={"Origin": "https://shop.example.com:8443"})).status == 403
+    async with Served(web_bot(tmp_path, allowed_origins=["*"])) as served:
+        assert (await served.post("/api/session", json={}, headers={"Origin": "https://anywhere.example"})).status == 201
+
+
+async def test_behind_a_proxy_that_rewrites_host_the_page_is_recognised_by_x_forwarded_host(tmp_path):
+    async with Served(web_bot(tmp_path)) as served:
+        headers = {"Origin": "https://chat.example.com", "X-Forwarded-Host": "chat.example.com"}
+        assert (await served.post("/api/session", json={}, headers=headers)).status == 201
+        assert (await served.post("/api/session", json={}, headers={"Origin": "https://chat.example.com"})).status == 403
+
+
+async def test_new_sessions_are_limited_per_client_and_in_all(tmp_path):
+    clock = Clock()
+    bot = web_bot(tmp_path, clock=clock, sessions_per_client=3, sessions_per_minute=5,
+                  server={"trusted_proxies": ["127.0.0.0/8"]})
+    async with Served(bot) as served:
+        one = [(await served.post("/api/session", headers=from_client("203.0.113.1"))).status for _ in range(4)]
+        assert one == [201, 201, 201, 429]
+        spoofed = await served.post("/api/session", headers=from_client("203.0.113.9, 203.0.113.1"))
+        assert spoofed.status == 429  # the proxy appended the real address; what the client wrote is ignored
+        refused = await served.post("/api/session", headers=from_client("203.0.113.1"))
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        assert "3 new sessions a minute" in (await refused.json())["error"]
+        two = [(await served.post("/api/session", headers=from_client("2001:db8::1"))).status,
+               (await served.post("/api/session", headers=from_client("2001:db8::2"))).status]
+        assert two == [201, 201]
+        everyone = await served.post("/api/session", headers=from_client("198.51.100.4"))
+        assert everyone.status == 429 and "this minute" in (await everyone.json())["error"]
+        clock.advance(61)
+        assert (await served.post("/api/session", headers=from_client("203.0.113.1"))).status == 201
+        assert len(await bot.store.keys()) == 6
+
+
+async def test_x_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(tmp_path):
+    async with Served(web_bot(tmp_path, sessions_per_client=2)) as served:
+        statuses = [(await served.post("/api/session", headers=from_client(f"203.0.113.{n}"))).status for n in range(3)]
+    assert statuses == [201, 201, 429]
+
+
+async def test_a_session_per_message_does_not_escape_the_rate_limit(tmp_path):
+    ran = []
+
+    async def handler(context):
+        ran.append(context.event.text)
+
+    bot = web_bot(tmp_path, handler, sessions_per_client=None, server={"trusted_proxies": ["127.0.0.1"]})
+    async with Served(bot) as served:
+        tokens = [(await new_session(served))[1] for _ in range(30)]
+        statuses = [(await chat(served, token, text=f"{n}")).status for token in tokens for n in range(30)]
+        assert statuses == [200] * 120 + [429] * 780
+        refused = await chat(served, tokens[0], text="again")
+        assert "120 messages a minute from your address" in (await refused.json())["error"]
+        assert (await served.post("/api/chat", json={"text": "elsewhere"},
+                                  headers={**bearer(tokens[0]), **from_client("198.51.100.4")})).status == 200
+    assert len(ran) == 121
+
+
+async def test_an_anonymous_session_is_stored_with_a_ttl_and_a_logged_in_one_is_not(tmp_path):
+    import redis.asyncio as aioredis
+
+    session = session_config("redis", tmp_path)
+    store = session["stores"]["redis"]
+    bot = web_bot(tmp_path, session=session, anonymous_expiry=7, jwt_key=JWT_KEY)
+    client = aioredis.Redis.from_url(store["url"])
+    try:
+        async with Served(bot) as served:
+            anonymous, token = await new_session(served)
+            member, _ = await new_session(served, login=login("user-42"))
+            week = 7 * 86400 * 1000
+            assert week - 60_000 < await client.pttl(f"{store['prefix']}session:web:{anonymous}") <= week
+            assert await client.pttl(f"{store['prefix']}session:web:{member}") == -1
+            assert await texts(served, token, "hi") == ["Count: 1"]
+            assert week - 60_000 < await client.pttl(f"{store['prefix']}session:web:{anonymous}") <= week
+            for key in await bot.store.keys():
+                await bot.store.delete(key)
+        shorter = web_bot(tmp_path, session={**session, "expires_in": 30}, anonymous_expiry=7)
+        async with Served(shorter) as served:
+            anonymous, _ = await new_session(served)
+            assert 29 * 60_000 < await client.pttl(f"{store['prefix']}session:web:{anonymous}") <= 30 * 60_000
+            for key in await shorter.store.keys():
+                await shorter.store.delete(key)
+    finally:
+        await client.aclose()
+
+
+async def test_event_streams_are_capped_in_all(tmp_path):
+    async with Served(web_bot(tmp_path, max_streams=2)) as served:
+        tokens = [(await new_session(served))[1] for _ in range(3)]
+        first, second = [await served.get("/api/events", headers=bearer(token)) for token in tokens[:2]]
+        assert (await next_event(first))[0] == "ready" and (await next_event(second))[0] == "ready"
+        full = await served.get("/api/events", headers=bearer(tokens[2]))
+        assert full.status == 503 and int(full.headers["Retry-After"]) > 0
+        assert "too many open event streams" in (await full.json())["error"]
+        second.close()
+        for _ in range(50):
+            third = await served.get("/api/events", headers=bearer(tokens[2]))
+            if third.status == 200:
+                break
+            await asyncio.sleep(0.05)
+        assert third.status == 200 and (await next_event(third))[0] == "ready"
+        first.close()
+        third.close()
+
+
+async def test_sessions_made_in_process_count_only_in_all(tmp_path):
+    """botkit.testing calls the channel in-process, with no client address: only sessions_per_minute counts."""
+    from botkit.core.requests import Request
+
+    bot = web_bot(tmp_path, sessions_per_client=2, sessions_per_minute=3)
+    async with bot:
+        [create] = [route.handler for _, route in bot.routes() if route.method == "POST" and route.path == "/api/session"]
+        answers = [await create(Request("POST", "/api/session")) for _ in range(4)]
+    assert [answer.status for answer in answers] == [201, 201, 201, 429]

@@ -10,7 +10,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from botkit.adapters.base import Adapter, Route
@@ -18,7 +18,7 @@ from botkit.app.config import Config, load_app
 from botkit.app.registry import adapter_class
 from botkit.app.waiting import Waiters
 from botkit.app.webhook import receive
-from botkit.core.errors import BotkitError, ConfigError, StoreUnavailable
+from botkit.core.errors import BotkitError, ConfigError, StoreRefused, StoreUnavailable
 from botkit.core.events import Event
 from botkit.core.keys import SessionKey
 from botkit.core.requests import Reply, Request
@@ -104,9 +104,13 @@ class Bot:
         return self.channels
 
     def add_channel(self, channel: Adapter) -> None:
-        """Serve one more channel (the console adds itself this way)."""
+        """Serve one more channel (the console adds itself this way). Its ``replay_window`` (how old a
+        delivery it still takes) widens the dedupe window to it, so a replay it lets through is a duplicate."""
         self.channels[channel.name] = channel
         self.dispatcher.middleware.extend(channel.middleware())
+        window = channel.settings.get("replay_window")
+        if isinstance(window, (int, float)) and not isinstance(window, bool) and window > self.policy.dedupe_window:
+            self.policy = self.dispatcher.policy = replace(self.policy, dedupe_window=float(window))
 
     async def start(self) -> None:
         await self.store.open()
@@ -220,6 +224,9 @@ class Bot:
             outcome: Outcome | BaseException = await self.dispatcher.handle(event, self._handler_for(event, failure),
                                                                             inband=inband)
         except StoreUnavailable as exc:
+            outcome = exc
+        except StoreRefused as exc:  # data the store will never take: answered, acknowledged, not tried again
+            log.error("inbox entry %s of %s: %s; acknowledged", entry.id, event.session_key, exc)
             outcome = exc
         if failure and not isinstance(outcome, BaseException):
             outcome = failure[0]

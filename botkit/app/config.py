@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import importlib
+import ipaddress
+import math
 import os
 import runpy
 import sys
@@ -22,6 +24,7 @@ SESSION_DEFAULTS: dict[str, Any] = {
     "timeout": 5.0,
     "lock_timeout": 30.0,
     "max_state_size": 1024 * 1024,
+    "dedupe_window": 48 * 3600.0,
     "stores": {},
 }
 SERVER_DEFAULTS: dict[str, Any] = {
@@ -31,6 +34,10 @@ SERVER_DEFAULTS: dict[str, Any] = {
     "shutdown_timeout": 30.0,
     "access_log": True,
     "ack_within": 1.0,
+    "header_timeout": 10.0,
+    "read_timeout": 30.0,
+    "max_connections": None,
+    "trusted_proxies": (),
 }
 HTTP_DEFAULTS: dict[str, Any] = {"timeout": 10.0, "attempts": 4, "backoff": 0.5, "max_wait": 30.0}
 
@@ -122,6 +129,9 @@ def _validate(config: Config) -> None:
         value = session[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ConfigError(f"session.{name}", f"must be a non-negative number, not {value!r}")
+    window = session["dedupe_window"]
+    if isinstance(window, bool) or not isinstance(window, (int, float)) or not math.isfinite(window) or window <= 0:
+        raise ConfigError("session.dedupe_window", f"must be seconds (a positive number), not {window!r}")
     if not isinstance(session["stores"], Mapping):
         raise ConfigError("session.stores", "must be a dict of driver name to its settings")
     from botkit.storage import driver_class  # drivers validate their own block
@@ -139,6 +149,27 @@ def _validate(config: Config) -> None:
     size = config.server["client_max_size"]
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         raise ConfigError("server.client_max_size", f"must be a number of bytes, not {size!r}")
+    _validate_limits(config.server)
+
+
+def _validate_limits(server: dict[str, Any]) -> None:
+    """The server's protections: read timeouts, the connection cap, the proxies trusted to name the client."""
+    for name in ("header_timeout", "read_timeout"):
+        value = server[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigError(f"server.{name}", f"must be seconds (a positive number), not {value!r}")
+    cap = server["max_connections"]
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        raise ConfigError("server.max_connections", f"must be a positive whole number or None (from the open-file limit), not {cap!r}")
+    proxies = server["trusted_proxies"]
+    if isinstance(proxies, str) or not isinstance(proxies, (list, tuple)):
+        raise ConfigError("server.trusted_proxies", f'must be a list of addresses or networks such as ["10.0.0.0/8"], not {proxies!r}')
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except (TypeError, ValueError):
+            raise ConfigError("server.trusted_proxies", f"{proxy!r} is not an IP address or network") from None
+    server["trusted_proxies"] = tuple(proxies)
 
 
 def _mapping(settings: Mapping[str, Any], name: str, default: Any) -> dict[str, Any]:

@@ -50,6 +50,13 @@ class StoreUnavailable(BotkitError):
     """The session store did not answer in time; the webhook answers 503 so the platform redelivers."""
 
 
+class StoreRefused(BotkitError):
+    """The session store answered, and refused the data for good (a character it cannot hold, a value
+    over one of its limits): trying again would fail the same way. Not "unavailable": the event is not
+    saved, its webhook answers 200 and its inbox entry is acknowledged, so nothing redelivers it. The
+    message names the store's error class, never the data."""
+
+
 class VersionConflict(BotkitError):
     """A save found a newer record than the one loaded (a lost lease): refused, never merged."""
 

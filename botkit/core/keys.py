@@ -1,6 +1,8 @@
 """Session keys: ``<platform>:<id>``, the one place that knows their shape."""
 from __future__ import annotations
 
+import hashlib
+
 SEPARATOR = ":"
 
 
@@ -22,3 +24,13 @@ class SessionKey(str):
     def ident(self) -> str:
         """What follows the platform: a chat id, a phone number, a web session id."""
         return self.partition(SEPARATOR)[2]
+
+
+def shown(key: str) -> str:
+    """A session key as log lines above DEBUG show it: the platform and a short hash of the rest
+    (``sms:#1f0c3a9e5b``), so that one conversation can be followed through the log without the log
+    holding phone numbers or chat ids. The hash is not a secret: someone who guesses a key can check the
+    guess. The dispatcher logs the key in full at DEBUG."""
+    platform, separator, ident = key.partition(SEPARATOR)
+    digest = hashlib.blake2b((ident if separator else key).encode(), digest_size=5).hexdigest()
+    return f"{platform}{SEPARATOR}#{digest}" if separator else f"#{digest}"

@@ -2,13 +2,15 @@
 
 The record holds what every session has (key, version, timestamps, expiry, the user's state) and
 *parts*, each owned by one feature: ``flow`` (slug, previous slug, back-to point), ``dedupe`` (the ids of
-recent events), ``channel`` (its name, the conversation's address, the channel's own data) and
-``history`` (the transcript's counters). The transcript itself is not in the record: the store keeps
-it beside the record as an append-only log (docs/sessions.md), read only when asked for.
+the events handled within the dedupe window, and when), ``channel`` (its name, the conversation's address,
+the channel's own data) and ``history`` (the transcript's counters). The transcript itself is not in the
+record: the store keeps it beside the record as an append-only log (docs/sessions.md), read only when
+asked for.
 """
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +20,10 @@ import orjson
 from botkit.core.errors import BotkitError
 from botkit.core.keys import SessionKey
 
-HANDLED_IDS_KEPT = 32
+HANDLED_IDS_KEPT = 500
+"""At most this many handled event ids are kept, however recent: past it the oldest are forgotten first."""
+DEDUPE_WINDOW = 48 * 3600.0
+"""Seconds a handled event id is kept (``session.dedupe_window``)."""
 FLOW, DEDUPE, CHANNEL, HISTORY = "flow", "dedupe", "channel", "history"
 LEGACY_BACK_TO = "_back_to"
 """Where releases before the envelope kept the flows' back-to point: in the user's state."""
@@ -194,11 +199,29 @@ class Session:
         handled = self._get(DEDUPE, "handled")
         return handled is not None and event_id in handled
 
-    def mark_handled(self, event_id: str) -> None:
-        handled = self.handled
+    def mark_handled(self, event_id: str, now: float | None = None, window: float | None = DEDUPE_WINDOW) -> None:
+        """Remember ``event_id`` as handled at ``now`` (default: the last activity), forgetting the ids
+        handled more than ``window`` seconds before (None: none) and, past ``HANDLED_IDS_KEPT``, the oldest.
+
+        The part holds ``handled`` (the ids, oldest first, as records before the window held them) and
+        ``at`` (when each was handled, whole epoch seconds, rounded up). Ids without their times (a
+        record of an earlier release) count as handled at the session's last activity."""
+        part = self.part(DEDUPE)
+        handled: list[str] = part.setdefault("handled", [])
+        at = part.get("at")
+        if not isinstance(at, list) or len(at) != len(handled):
+            at = [math.ceil(self.last_activity)] * len(handled)
+        when = self.last_activity if now is None else now
+        if window is not None and at and at[0] < when - window:
+            kept = [(kept_id, t) for kept_id, t in zip(handled, at, strict=True) if t >= when - window]
+            handled[:] = [kept_id for kept_id, _ in kept]
+            at = [t for _, t in kept]
         handled.append(event_id)
+        at.append(math.ceil(when))
         if len(handled) > HANDLED_IDS_KEPT:
             del handled[: len(handled) - HANDLED_IDS_KEPT]
+            del at[: len(at) - HANDLED_IDS_KEPT]
+        part["at"] = at
 
     # -- history --------------------------------------------------------------------------------------
 

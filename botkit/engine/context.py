@@ -46,6 +46,9 @@ class Context:
         """Messages to other sessions: ``await context.bot.send_text(other_key, text)``."""
         self.after_save: list[Callable[[], Awaitable[Any]]] = []
         """Async callables run once the handler's changes are saved; not run when it raises."""
+        self.expires_in: float | None = policy.expires_in
+        """Minutes of inactivity after which this session expires once saved (``session.expires_in``;
+        None: never). A channel's middleware may shorten it: the web chat's anonymous sessions."""
 
     @property
     def platform(self) -> str:

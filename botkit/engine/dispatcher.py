@@ -12,10 +12,11 @@ from contextlib import asynccontextmanager
 from enum import StrEnum
 from typing import Any
 
-from botkit.core.errors import SkipSave, StoreUnavailable, VersionConflict
+from botkit.core.errors import SkipSave, StoreRefused, StoreUnavailable, VersionConflict
 from botkit.core.events import Event
+from botkit.core.keys import shown
 from botkit.core.sending import Sender
-from botkit.core.session import Session, dumps
+from botkit.core.session import DEDUPE, Session, dumps
 from botkit.engine.context import Context
 from botkit.engine.middleware import Middleware, chain
 from botkit.engine.policy import SessionPolicy
@@ -152,7 +153,12 @@ class Dispatcher:
         self.in_flight += 1
         self._idle.clear()
         try:
-            lease: Lease = await self._store_call(store.begin(event.session_key), policy.lock_timeout)
+            try:
+                lease: Lease = await self._store_call(store.begin(event.session_key), policy.lock_timeout)
+            except StoreRefused as exc:
+                log.error("%s event %s of %s not handled: %s; answered, not retried", event.type, event.id,
+                          shown(event.session_key), exc)
+                return Outcome.FAILED
             try:
                 session = self._session_from(lease.record, event.session_key, self.clock())
                 outcome, context = await self._run(event, handler, session, inband)
@@ -160,11 +166,19 @@ class Dispatcher:
                     await self._store_call(store.release(lease), policy.timeout)
                     return outcome
                 handled_as = dedupe_id(event)
+                now = self.clock()
                 if handled_as is not None:
-                    session.mark_handled(handled_as)
-                session.touch(self.clock(), policy.expires_in)
+                    session.mark_handled(handled_as, now, policy.dedupe_window)
+                session.touch(now, context.expires_in)
                 session.version += 1
-                await self._store_call(store.commit(lease, session.to_record(), appended(session)), policy.timeout)
+                try:
+                    await self._store_call(store.commit(lease, session.to_record(), appended(session)), policy.timeout,
+                                           key=session.id)
+                except StoreRefused as exc:
+                    if lease.token is not None:  # a store that keeps its lease when a save is refused
+                        await asyncio.shield(self._release_quietly(lease))
+                    await self._refused(event, exc)
+                    return Outcome.FAILED
             except BaseException:
                 if lease.token is not None:
                     await asyncio.shield(self._release_quietly(lease))
@@ -179,9 +193,11 @@ class Dispatcher:
     async def _run(self, event: Event, handler: Handler, session: Session,
                    inband: Inband | None) -> tuple[Outcome, Context | None]:
         """Run the handler on the loaded session; HANDLED means its changes are to be saved."""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s event %s of %s (%s)", event.type, event.id, shown(session.id), session.id)
         handled_as = dedupe_id(event)
         if handled_as is not None and session.has_handled(handled_as):
-            log.info("event %s of %s was handled already; acknowledged, not run again", handled_as, session.id)
+            log.info("event %s of %s was handled already; acknowledged, not run again", handled_as, shown(session.id))
             return Outcome.DUPLICATE, None
         if event.address and event.address != session.address:
             self._take_address(session, event)
@@ -195,15 +211,47 @@ class Dispatcher:
             await (chain(self.middleware, handler) if self.middleware else handler)(context)
             await flush_sends(context.sender)
         except SkipSave as skip:
-            log.info("%s event of %s not saved: %s", event.type, session.id, skip)
+            log.info("%s event of %s not saved: %s", event.type, shown(session.id), skip)
             return Outcome.SKIPPED, context
         except Exception:
-            log.exception("handler raised on %s event %s of %s; session left as it was", event.type, event.id, session.id)
+            log.exception("handler raised on %s event %s of %s; session left as it was", event.type, event.id,
+                          shown(session.id))
             await flush_sends(context.sender, quietly=True)
             return Outcome.FAILED, context
         if not self._state_fits(session):
             return Outcome.FAILED, context
         return Outcome.HANDLED, context
+
+    async def _refused(self, event: Event, refusal: StoreRefused) -> None:
+        """The store refused the handler's changes for good (data it cannot hold): the session stays as
+        it was, and only the event's id is saved into it, under a new lease (the refused commit ended
+        the first one), so that a redelivery or a replay is a duplicate instead of running the handler
+        again to be refused again. Logged once, at ERROR, without the event's data."""
+        store, policy, handled_as = self.store, self.policy, dedupe_id(event)
+        remembered = False
+        try:
+            lease: Lease | None = await self._store_call(store.begin(event.session_key), policy.lock_timeout)
+        except (StoreRefused, StoreUnavailable):
+            lease = None
+        if lease is not None:
+            try:
+                if handled_as is not None:
+                    now = self.clock()
+                    session = self._session_from(lease.record, event.session_key, now)
+                    session.mark_handled(handled_as, now, policy.dedupe_window)
+                    if session.expires_at is None and policy.expires_in is not None:
+                        session.touch(now, policy.expires_in)  # a fresh session: it expires as any would
+                    session.version += 1
+                    await self._store_call(store.commit(lease, session.to_record(), appended(session)), policy.timeout)
+                    remembered = True
+            except (StoreRefused, StoreUnavailable):
+                pass
+            finally:
+                if lease.token is not None:
+                    await asyncio.shield(self._release_quietly(lease))
+        log.error("%s event %s of %s not saved: %s; the session is left as it was, %s", event.type, event.id,
+                  shown(event.session_key), refusal, "its id kept as handled (a redelivery is a duplicate)" if remembered
+                  else "and a redelivery would run it again")
 
     async def _after_save(self, context: Context) -> None:
         """Run what the handler asked to happen once its changes are saved (scheduling its steps)."""
@@ -211,7 +259,7 @@ class Dispatcher:
             try:
                 await callback()
             except Exception:
-                log.exception("an after-save action of %s failed; the session is saved", context.session.id)
+                log.exception("an after-save action of %s failed; the session is saved", shown(context.session.id))
 
     @staticmethod
     def _take_address(session: Session, event: Event) -> None:
@@ -229,7 +277,7 @@ class Dispatcher:
         try:
             size = len(dumps(session.state))
         except TypeError as exc:
-            log.error("state of %s is not JSON-serialisable (%s); not saved, session left as it was", session.id, exc)
+            log.error("state of %s is not JSON-serialisable (%s); not saved, session left as it was", shown(session.id), exc)
             return False
         limit = self.policy.max_state_size
         if not limit:
@@ -238,7 +286,7 @@ class Dispatcher:
             return True
         log.error(
             "state of %s would be %d bytes, over session.max_state_size (%d); not saved, session left as it was",
-            session.id, size, limit,
+            shown(session.id), size, limit,
         )
         return False
 
@@ -251,20 +299,25 @@ class Dispatcher:
         else:
             session = Session.from_record(record)
             if session.is_expired(now):
+                handled = session.parts.get(DEDUPE)
                 session = Session.fresh(key, initial, now, version=session.version)
+                if handled:  # a replay of an event the expired (or evicted) session handled is still a duplicate
+                    session.parts[DEDUPE] = handled
         return attach(session, self.store, self.policy.history)
 
-    async def _store_call(self, call: Awaitable[Any], seconds: float) -> Any:
+    async def _store_call(self, call: Awaitable[Any], seconds: float, *, key: str | None = None) -> Any:
         try:
             if self.store.in_process:
                 return await call
             async with asyncio.timeout(seconds):
                 return await call
-        except (StoreUnavailable, asyncio.CancelledError):
+        except (StoreUnavailable, StoreRefused, asyncio.CancelledError):
             raise
         except VersionConflict as exc:
-            log.error("save refused: %s (the lease was lost; the platform will redeliver)", exc)
-            raise StoreUnavailable(str(exc)) from exc
+            what = shown(key) if key is not None else "a session"
+            log.error("save refused: %s changed or another process took its lease; the platform will redeliver", what)
+            log.debug("save refused: %s", exc)
+            raise StoreUnavailable(f"the save of {what} was refused (the lease was lost)") from exc
         except TimeoutError:
             raise StoreUnavailable(f"the session store did not answer within {seconds}s") from None
         except Exception as exc:
@@ -275,4 +328,4 @@ class Dispatcher:
             async with asyncio.timeout(self.policy.timeout):
                 await self.store.release(lease)
         except Exception as exc:
-            log.warning("could not release the lease on %s: %s", lease.key, exc)
+            log.warning("could not release the lease on %s: %s", shown(lease.key), exc)

@@ -5,6 +5,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from botkit.core.session import DEDUPE_WINDOW
+
 
 @dataclass(frozen=True, slots=True)
 class SessionPolicy:
@@ -19,6 +21,9 @@ class SessionPolicy:
     """Seconds one store call may take before the webhook answers 503."""
     lock_timeout: float = 35.0
     """Seconds ``begin`` may wait for another process's lease, plus ``timeout``."""
+    dedupe_window: float = DEDUPE_WINDOW
+    """Seconds a handled event's id is kept to recognise a redelivery or a replay of it: at least the
+    longest ``replay_window`` of the channels (the app widens it to that)."""
 
     @classmethod
     def from_settings(cls, session: Mapping[str, Any], initial_state: Mapping[str, Any]) -> SessionPolicy:
@@ -30,6 +35,7 @@ class SessionPolicy:
             max_state_size=int(session["max_state_size"]),
             timeout=timeout,
             lock_timeout=float(session["lock_timeout"]) + timeout,
+            dedupe_window=float(session.get("dedupe_window", DEDUPE_WINDOW)),
         )
 
     @property

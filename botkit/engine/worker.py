@@ -128,6 +128,7 @@ class InboxWorker:
         while True:
             try:
                 await self.inbox.release(self.owner, claim, ready_at)
+                self.inbox.notify()  # entries that came meanwhile are claimable now: look again at once
                 return
             except Exception as exc:
                 if self.clock() + wait >= deadline:

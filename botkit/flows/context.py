@@ -8,6 +8,7 @@ from typing import Any
 
 from botkit.core.errors import BotkitError
 from botkit.core.events import Event
+from botkit.core.keys import shown
 from botkit.core.sending import Sender
 from botkit.core.session import FLOW, Session
 from botkit.engine.context import Clock, Context, Outreach
@@ -54,7 +55,7 @@ class FlowContext(Context):
         if back is None:
             back = session.previous_slug
         if back is None or back not in flows:
-            log.info("%s: nothing to step back to (%r); going to the entry %s", session.id, back, flows.entry)
+            log.info("%s: nothing to step back to (%r); going to the entry %s", shown(session.id), back, flows.entry)
             back = flows.entry
         move(session, back)
         await flows.run(self, back)

@@ -16,6 +16,8 @@ import asyncio
 import importlib.util
 import logging
 import math
+import queue
+import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,13 +27,13 @@ from gunicorn.app.base import BaseApplication
 
 from botkit.app.config import Config, load_config
 from botkit.core.errors import BotkitError, ConfigError
+from botkit.shell.server import BotRunner, WorkerAccessLog
 from botkit.storage import driver_class
 
 log = logging.getLogger("botkit.workers")
 
 ACCESS_LOG_FORMAT = '%P %a "%r" %s %b %Tfs'
-"""The single process's access log line, prefixed with the worker's pid."""
-KEEPALIVE = 75.0
+"""The single process's access log line, prefixed with the worker's pid (``WorkerAccessLog`` writes it)."""
 LINGER = 0.5
 """Seconds a stopping worker still reads requests on connections it had accepted."""
 
@@ -57,6 +59,7 @@ def serve_workers(config: Config, workers: int, host: str | None = None, port: i
         "loglevel": logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower(),
         "proc_name": "botkit",
         "control_socket_disable": True,
+        "post_fork": _heed_an_early_stop,
     })
     try:
         master.run()
@@ -106,18 +109,18 @@ class _Master(BaseApplication):  # type: ignore[misc]
             return _LingeringRunner(
                 create_app(Bot(config, role=role)),
                 access_log=logging.getLogger("gunicorn.access") if server["access_log"] else None,
+                access_log_class=WorkerAccessLog,
                 access_log_format=ACCESS_LOG_FORMAT,
-                keepalive_timeout=KEEPALIVE,
-                shutdown_timeout=server["shutdown_timeout"],
                 handle_signals=False,
             )
 
         return runner
 
 
-class _LingeringRunner(web.AppRunner):
-    """Stops listening, then lingers a moment before closing idle connections: a connection this worker
-    accepted just before a restart gets its request read and answered instead of being cut."""
+class _LingeringRunner(BotRunner):
+    """botkit's runner (the connection guard, the access log) that stops listening, then lingers a moment
+    before closing idle connections: a connection this worker accepted just before a restart gets its
+    request read and answered instead of being cut."""
 
     async def cleanup(self) -> None:
         for site in list(self.sites):
@@ -132,6 +135,34 @@ class _PromptExit:
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)  # type: ignore[misc]
         self._notify_waiter_done()  # type: ignore[attr-defined]
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+
+
+def _heed_an_early_stop(arbiter: Any, worker: Any) -> None:
+    """In a worker just forked, before aiohttp's worker sets up its signal handlers: a stop the master sends
+    now (it does when it was told to stop while it forked this worker) would reach the master's own
+    handler, inherited through fork, and be lost: the worker would then serve on until the master kills it
+    at the graceful timeout. Mark the worker stopped instead; it stops once it has started."""
+
+    def stop(sig: int, frame: Any) -> None:
+        worker.alive = False
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, stop)
+    queued = getattr(arbiter, "SIG_QUEUE", None)  # what reached the inherited handler since the fork
+    if isinstance(queued, list):
+        pending, queued[:] = list(queued), []
+    else:
+        pending = []
+        while queued is not None:
+            try:
+                pending.append(queued.get_nowait())
+            except queue.Empty:
+                break
+    if any(sig in STOP_SIGNALS for sig in pending):
+        worker.alive = False
 
 
 class Worker(_PromptExit, GunicornWebWorker):

@@ -21,10 +21,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bson.errors import InvalidDocument
 from pymongo import AsyncMongoClient, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from botkit.core.errors import ConfigError, StoreUnavailable
+from botkit.core.errors import ConfigError, StoreRefused, StoreUnavailable
 from botkit.core.session import key_of
 from botkit.storage.base import Appended
 from botkit.storage.inbox import Inbox
@@ -32,6 +33,10 @@ from botkit.storage.shared import LEASE_LOST, SAVED, STALE, SharedStore
 
 LEASE_ONLY_LIFETIME = timedelta(hours=1)
 """How long the TTL index keeps a document that only ever held a lease (its handler raised)."""
+TOO_LARGE = {10334, 17419, 17420}
+"""Server error codes of a document over the 16 MB BSON limit (BSONObjectTooLarge, and after an update
+or an upsert): like an InvalidDocument (a key holding U+0000, a document too large to send), data
+MongoDB refuses for good (StoreRefused)."""
 
 
 def _date(epoch: float) -> datetime:
@@ -161,6 +166,11 @@ class MongoStore(SharedStore):
             return SAVED
         except DuplicateKeyError:
             pass
+        except (InvalidDocument, OperationFailure) as exc:
+            if isinstance(exc, OperationFailure) and exc.code not in TOO_LARGE:
+                raise
+            raise StoreRefused(f"MongoDB refused the data for good ({type(exc).__name__}"
+                               f"{'' if isinstance(exc, InvalidDocument) else f', code {exc.code}'})") from None
         if owner is not None:
             return STALE if await self._give_back_counted(key) else LEASE_LOST
         held = await self.sessions.find_one({"_id": key, "lease_until": {"$gt": now}}, projection={"_id": 1})

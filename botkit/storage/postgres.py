@@ -11,19 +11,28 @@ A row whose ``expires_at`` has passed counts as missing: reads skip it, a save o
 sweep (at start-up, then every ``sweep_every`` seconds) deletes it. ``begin`` on a new key inserts a
 row holding only the lease, already expired, so the same rules cover it. History rows reference their
 session's row (``ON DELETE CASCADE``): deleting or sweeping a session deletes its history.
+
+What PostgreSQL cannot hold is stored so that it can: a key longer than ``LONGEST_KEY`` bytes (a btree
+index entry holds at most some 2,700) or holding U+0000 goes in the ``key`` column as ``sha256:<hex>``
+(``row_key``; the record keeps the real key, as the file driver hashes long file names), and a string
+holding U+0000 (which neither jsonb nor text can hold) is stored escaped, read back exactly (``NUL_ESCAPE``).
+An error about the data itself (asyncpg's DataError family: an untranslatable character, a value out of
+range; ProgramLimitExceededError: a row or an index entry too big) is ``StoreRefused``: trying again
+would fail the same way, so the dispatcher does not ask the platform to.
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import asyncpg
 import orjson
 
-from botkit.core.errors import ConfigError, StoreUnavailable
+from botkit.core.errors import ConfigError, StoreRefused, StoreUnavailable
 from botkit.core.session import key_of
 from botkit.storage.base import Appended
 from botkit.storage.inbox import Inbox
@@ -41,7 +50,19 @@ RETRIED = (
     ConnectionError,
 )
 """What a pooled connection dropped by the server (a restart, a failover) raises on its next use."""
+REFUSED = (asyncpg.exceptions.DataError, asyncpg.exceptions.ProgramLimitExceededError)
+"""What PostgreSQL (or asyncpg, encoding an argument) raises for data it will never take: StoreRefused."""
 ATTEMPTS = 3
+
+LONGEST_KEY = 512
+"""Bytes of a session key stored as it is in the ``key`` columns; a longer one is stored hashed."""
+HASHED = "sha256:"
+NUL_ESCAPE = "\ufdd0"
+"""jsonb and text cannot hold U+0000. In a string that holds it (or this escape), U+0000 is stored as
+U+FDD0 "0" and U+FDD0 as U+FDD0 U+FDD0: U+FDD0 is a noncharacter, which Unicode keeps for a program's
+internal use, so text a user types does not hold it; if it does, it round-trips all the same."""
+_NUL_ESCAPE_BYTES = NUL_ESCAPE.encode()
+_ESCAPED = re.compile(NUL_ESCAPE + "(.)", re.DOTALL)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS {t} (
@@ -117,7 +138,7 @@ SELECT seq, direction, type, text, payload, at FROM (
 GIVE_BACK = "UPDATE {t} SET lease_token = NULL, lease_until = NULL WHERE key = $1 AND lease_token = $2 RETURNING 1"
 EXTEND = "UPDATE {t} SET lease_until = now() + make_interval(secs => $3) WHERE key = $1 AND lease_token = $2 RETURNING 1"
 LOAD = "SELECT s.record FROM {t} AS s WHERE s.key = $1 AND " + LIVE.format(now="$2")
-KEYS = "SELECT s.key FROM {t} AS s WHERE " + LIVE.format(now="$1")
+KEYS = "SELECT s.key, s.record->>'key' AS real FROM {t} AS s WHERE " + LIVE.format(now="$1")
 DELETE = "DELETE FROM {t} AS s WHERE s.key = $1 RETURNING " + LIVE.format(now="$2")
 SWEEP = """
 DELETE FROM {t} AS s
@@ -248,13 +269,17 @@ class PostgresStore(SharedStore):
         await self._call("fetchval", "SELECT 1")
 
     async def _call(self, method: str, query: str, *args: Any) -> Any:
-        """Run one statement on a pooled connection, again on another if that one had been dropped."""
+        """Run one statement on a pooled connection, again on another if that one had been dropped.
+        Data PostgreSQL refuses for good is StoreRefused, naming the error, never the data."""
         if self.pool is None:
             raise StoreUnavailable("the PostgreSQL session store is not open")
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 async with self.pool.acquire(timeout=self.timeout) as conn:
                     return await getattr(conn, method)(query, *args)
+            except REFUSED as exc:
+                raise StoreRefused(f"PostgreSQL refused the data for good ({type(exc).__name__}, "
+                                   f"SQLSTATE {getattr(exc, 'sqlstate', None)})") from None
             except RETRIED:
                 if attempt == ATTEMPTS:
                     raise
@@ -288,11 +313,11 @@ class PostgresStore(SharedStore):
     # -- the lease --------------------------------------------------------------------------------
 
     async def _take(self, key: str) -> tuple[bool, dict[str, Any] | None]:
-        row = await self._call("fetchrow", self._sql["take"], key, self.owner, self.lease, self.clock())
+        row = await self._call("fetchrow", self._sql["take"], row_key(key), self.owner, self.lease, self.clock())
         return (False, None) if row is None else (True, row["record"])
 
     async def _write(self, record: dict[str, Any], owner: str | None, appended: Appended) -> int:
-        key = key_of(record)
+        key = row_key(key_of(record))
         args = [key, record, record["version"], record.get("expires_at"), owner, self.clock()]
         if appended.changes:
             entries, limit = list(appended.entries) if appended.limit > 0 else [], appended.limit
@@ -309,47 +334,88 @@ class PostgresStore(SharedStore):
         return LEASE_LOST if owner is not None or await self._call("fetchval", self._sql["held"], key) else STALE
 
     async def _give_back(self, key: str) -> None:
-        await self._call("fetchval", self._sql["give_back"], key, self.owner)
+        await self._call("fetchval", self._sql["give_back"], row_key(key), self.owner)
 
     async def _extend(self, key: str) -> bool:
-        return bool(await self._call("fetchval", self._sql["extend"], key, self.owner, self.lease))
+        return bool(await self._call("fetchval", self._sql["extend"], row_key(key), self.owner, self.lease))
 
     # -- the rest of the interface ----------------------------------------------------------------
 
     async def load(self, key: str) -> dict[str, Any] | None:
-        record: dict[str, Any] | None = await self._call("fetchval", self._sql["load"], key, self.clock())
+        record: dict[str, Any] | None = await self._call("fetchval", self._sql["load"], row_key(key), self.clock())
         return record
 
     async def history(self, key: str, limit: int | None = None) -> list[dict[str, Any]]:
         if limit is not None and limit <= 0:
             return []
-        return [_entry(row) for row in await self._call("fetch", self._sql["history"], key, limit)]
+        return [_entry(row) for row in await self._call("fetch", self._sql["history"], row_key(key), limit)]
 
     async def delete(self, key: str) -> bool:
-        return bool(await self._call("fetchval", self._sql["delete"], key, self.clock()))
+        return bool(await self._call("fetchval", self._sql["delete"], row_key(key), self.clock()))
 
     async def keys(self) -> list[str]:
-        return [row["key"] for row in await self._call("fetch", self._sql["keys"], self.clock())]
+        rows = await self._call("fetch", self._sql["keys"], self.clock())
+        return [_unescape(row["real"]) if row["key"].startswith(HASHED) and row["real"] else row["key"] for row in rows]
 
     async def incr(self, name: str, window: float) -> tuple[int, float]:
-        row = await self._call("fetchrow", self._sql["count"], name, float(window))
+        row = await self._call("fetchrow", self._sql["count"], row_key(name), float(window))
         return int(row["hits"]), max(0.0, float(row["left"]))
+
+
+def row_key(key: str) -> str:
+    """What the ``key`` columns hold for the session key (or counter name) ``key``: the key itself, or
+    ``sha256:<hex>`` of it when it is longer than ``LONGEST_KEY`` bytes, holds U+0000 (text cannot) or
+    starts with ``sha256:`` (so a hashed key never meets a real one)."""
+    if (len(key) <= LONGEST_KEY // 4 or len(key.encode(errors="surrogatepass")) <= LONGEST_KEY) \
+            and "\x00" not in key and not key.startswith(HASHED):
+        return key
+    return HASHED + hashlib.sha256(key.encode(errors="surrogatepass")).hexdigest()
+
+
+def _escape(text: str) -> str:
+    return text.replace(NUL_ESCAPE, NUL_ESCAPE * 2).replace("\x00", NUL_ESCAPE + "0")
+
+
+def _unescape(text: str) -> str:
+    if NUL_ESCAPE not in text:
+        return text
+    return _ESCAPED.sub(lambda found: "\x00" if found.group(1) == "0" else found.group(1), text)
+
+
+def _each_string(value: Any, change: Callable[[str], str]) -> Any:
+    """``value`` (decoded JSON) with ``change`` applied to every string in it, keys included."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {change(k) if isinstance(k, str) else k: _each_string(v, change) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_each_string(item, change) for item in value]
+    return value
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    data = orjson.dumps(value)
+    if b"\\u0000" in data or _NUL_ESCAPE_BYTES in data:  # rare: look at the strings only then
+        data = orjson.dumps(_each_string(value, _escape))
+    return b"\x01" + data
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    value = orjson.loads(data[1:])
+    return _each_string(value, _unescape) if _NUL_ESCAPE_BYTES in data else value
 
 
 def _entry(row: Mapping[str, Any]) -> dict[str, Any]:
     entry = {"seq": row["seq"], "dir": row["direction"], "type": row["type"], "at": row["at"]}
     if row["text"] is not None:
-        entry["text"] = row["text"]
+        entry["text"] = _unescape(row["text"])
     if row["payload"] is not None:
         entry["payload"] = row["payload"]
     return entry
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec(
-        "jsonb", schema="pg_catalog", format="binary",
-        encoder=lambda value: b"\x01" + orjson.dumps(value), decoder=lambda data: orjson.loads(data[1:]),
-    )
+    await conn.set_type_codec("jsonb", schema="pg_catalog", format="binary", encoder=_encode_jsonb, decoder=_decode_jsonb)
 
 
 async def _keep_as_is(conn: asyncpg.Connection) -> None:

@@ -5,7 +5,9 @@ waiting on each other; a put ``NOTIFY``s the workers listening, which claim at o
 puts of a session: a release deletes the ready row only if no put came since the claim (both lock the
 row), so an entry can never be left without its ready row. A put is announced on the live bus's channel
 (``NOTIFY``, in the same statement). Events are stored as JSON text, not jsonb:
-jsonb refuses ``\\u0000``, which a user can type."""
+jsonb refuses ``\\u0000``, which a user can type. Session keys go in as the session table stores them
+(``row_key``: a key too long for a btree index entry, or holding U+0000, as its hash); a claim's key is
+that, the entries' events carry the real one."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -14,6 +16,7 @@ from typing import Any
 import orjson
 
 from botkit.storage.inbox.base import Claim, Entry, Inbox, InboxStats
+from botkit.storage.postgres import row_key
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS {q} (
@@ -93,7 +96,7 @@ class PostgresInbox(Inbox):
             await conn.execute(SCHEMA.format(**self._names))
 
     async def put(self, items: Sequence[tuple[str, dict[str, Any]]], now: float, origin: str | None = None) -> list[str]:
-        keys = [key for key, _ in items]
+        keys = [row_key(key) for key, _ in items]
         events = [orjson.dumps(event).decode() for _, event in items]
         rows = await self.pool.fetch(PUT.format(**self._names), keys, events, now, origin, self.channel, timeout=self.timeout)
         return [str(row["id"]) for row in rows]
