@@ -349,3 +349,14 @@ async def test_a_large_file_journal_is_rewritten_as_what_still_waits(tmp_path, m
     assert (tmp_path / file_inbox_module.JOURNAL).stat().st_size < 2000 + 500
     [claim] = await file_inbox_module.FileInbox(tmp_path).claim("b", now, now + 5, 10)
     assert [entry.event["text"] for entry in claim.entries] == ["m40"]
+
+
+async def test_a_handled_notice_that_comes_before_its_webhook_waits_is_kept_for_it():
+    """Another worker may finish an entry before the webhook's process heard back from its own put."""
+    from botkit.app.waiting import Waiters
+    from botkit.engine.dispatcher import Outcome
+
+    waiters = Waiters()
+    waiters.early("7", Outcome.HANDLED, [{"type": "text", "text": "hi"}], time.time())
+    [waiter] = waiters.add(["7"])
+    assert waiter.future.result() is Outcome.HANDLED and waiter.inband == [{"type": "text", "text": "hi"}]

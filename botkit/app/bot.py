@@ -252,7 +252,8 @@ class Bot:
             return
         if entry.origin:
             error = None if not isinstance(outcome, BaseException) else f"{type(outcome).__name__}: {outcome}"
-            notice = {"id": entry.id, "outcome": None if error else str(outcome), "error": error,
+            notice = {"id": entry.id, "enqueued_at": entry.enqueued_at, "channel": event.channel,
+                      "outcome": None if error else str(outcome), "error": error,
                       "unavailable": isinstance(outcome, StoreUnavailable), "event": event.to_dict() if inband else None,
                       "inband": inband or []}
             try:
@@ -270,7 +271,12 @@ class Bot:
         else:
             outcome = Outcome(notice["outcome"])
         inband = list(notice.get("inband") or [])
-        if not self.waiters.resolve(str(notice["id"]), outcome, inband) and inband and notice.get("event"):
+        entry_id = str(notice["id"])
+        waited = self.clock() - float(notice.get("enqueued_at") or 0)
+        if self.waiters.pending(entry_id) is None and waited < (self.ack_within(notice.get("channel")) or 0) / 2:
+            self.waiters.early(entry_id, outcome, inband, self.clock())  # it came before our put's own reply
+            return
+        if not self.waiters.resolve(entry_id, outcome, inband) and inband and notice.get("event"):
             task = asyncio.get_running_loop().create_task(self._deliver_late(Event.from_dict(notice["event"]), inband))
             task.add_done_callback(lambda done: done.exception() if not done.cancelled() else None)
 

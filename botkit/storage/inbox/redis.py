@@ -77,6 +77,7 @@ end
 return 1
 """
 
+MAX_CONNECTIONS = 64
 BATCH = 100
 """Entries of one session handed over by one claim; the rest come with the next."""
 
@@ -102,7 +103,12 @@ class RedisInbox(Inbox):
 
     async def open(self) -> None:
         options: dict[str, Any] = {"socket_timeout": self.timeout, "socket_connect_timeout": self.timeout}
-        self.client = (RedisCluster if self.cluster else aioredis.Redis).from_url(self.url, **options)
+        if self.cluster:
+            self.client = RedisCluster.from_url(self.url, **options)
+        else:  # a burst waits for a free connection instead of failing (the default pool raises past its size)
+            pool = aioredis.BlockingConnectionPool.from_url(self.url, max_connections=MAX_CONNECTIONS, timeout=self.timeout,
+                                                            **options)
+            self.client = aioredis.Redis(connection_pool=pool)
         client = self.client
         self._put = client.register_script(PUT)
         self._claim = client.register_script(CLAIM)

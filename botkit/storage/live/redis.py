@@ -12,6 +12,8 @@ import redis.asyncio as aioredis
 from botkit.storage.live.base import Bus, encode
 
 log = logging.getLogger("botkit.storage.live")
+MAX_CONNECTIONS = 32
+"""Publishing connections (a burst waits for one; the subscription holds one more)."""
 
 
 class RedisBus(Bus):
@@ -27,7 +29,9 @@ class RedisBus(Bus):
         self._subscribed = asyncio.Event()
 
     async def open(self) -> None:
-        self.client = aioredis.Redis.from_url(self.url, socket_connect_timeout=self.timeout)
+        pool = aioredis.BlockingConnectionPool.from_url(self.url, max_connections=MAX_CONNECTIONS, timeout=self.timeout,
+                                                        socket_connect_timeout=self.timeout)
+        self.client = aioredis.Redis(connection_pool=pool)
         self._listener = asyncio.create_task(self._listen(), name="botkit-live-bus")
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.timeout):
