@@ -204,9 +204,12 @@ class Bot:
     async def _put(self, events: list[Event], origin: str | None = "self") -> list[str]:
         assert self.inbox is not None
         items = [(event.session_key, event.to_dict()) for event in events]
+        origin = self.owner if origin == "self" else origin
         try:
+            if not self.inbox.shared:  # in this process: nothing to wait for, no timer to arm (docs/performance.md)
+                return await self.inbox.put(items, self.clock(), origin)
             async with asyncio.timeout(self.policy.timeout):
-                return await self.inbox.put(items, self.clock(), self.owner if origin == "self" else origin)
+                return await self.inbox.put(items, self.clock(), origin)
         except StoreUnavailable:
             raise
         except Exception as exc:

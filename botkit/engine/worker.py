@@ -99,6 +99,7 @@ class InboxWorker:
 
     async def _work(self, claim: Claim) -> None:
         ready_at = 0.0
+        cancelled = False
         try:
             for entry in claim.entries:
                 try:
@@ -112,13 +113,17 @@ class InboxWorker:
                 await self.inbox.ack(claim.key, entry.id)
         except asyncio.CancelledError:
             ready_at = self.clock()  # stopping: the rest is for whoever comes next, at once
+            cancelled = True
             raise
         except Exception as exc:
             log.warning("inbox of %s: %s: %s; its entries are tried again shortly", claim.key, type(exc).__name__, exc)
             ready_at = self.clock() + self.retry_in
             return
         finally:
-            await asyncio.shield(self._release(claim, ready_at))
+            if cancelled:  # the release must still happen: shielded (a task of its own) only then
+                await asyncio.shield(self._release(claim, ready_at))
+            else:
+                await self._release(claim, ready_at)
 
     async def _release(self, claim: Claim, ready_at: float) -> None:
         """End the lease; while the inbox is away, keep trying (until the lease would have run out anyway),
