@@ -23,7 +23,6 @@ would fail the same way, so the dispatcher does not ask the platform to.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -37,6 +36,7 @@ from botkit.core.session import key_of
 from botkit.storage.base import Appended
 from botkit.storage.inbox import Inbox
 from botkit.storage.live import Bus
+from botkit.storage.pg_keys import HASHED, row_key
 from botkit.storage.shared import LEASE_LOST, SAVED, STALE, SharedStore
 
 log = logging.getLogger("botkit.drivers.postgres")
@@ -54,9 +54,6 @@ REFUSED = (asyncpg.exceptions.DataError, asyncpg.exceptions.ProgramLimitExceeded
 """What PostgreSQL (or asyncpg, encoding an argument) raises for data it will never take: StoreRefused."""
 ATTEMPTS = 3
 
-LONGEST_KEY = 512
-"""Bytes of a session key stored as it is in the ``key`` columns; a longer one is stored hashed."""
-HASHED = "sha256:"
 NUL_ESCAPE = "\ufdd0"
 """jsonb and text cannot hold U+0000. In a string that holds it (or this escape), U+0000 is stored as
 U+FDD0 "0" and U+FDD0 as U+FDD0 U+FDD0: U+FDD0 is a noncharacter, which Unicode keeps for a program's
@@ -360,16 +357,6 @@ class PostgresStore(SharedStore):
     async def incr(self, name: str, window: float) -> tuple[int, float]:
         row = await self._call("fetchrow", self._sql["count"], row_key(name), float(window))
         return int(row["hits"]), max(0.0, float(row["left"]))
-
-
-def row_key(key: str) -> str:
-    """What the ``key`` columns hold for the session key (or counter name) ``key``: the key itself, or
-    ``sha256:<hex>`` of it when it is longer than ``LONGEST_KEY`` bytes, holds U+0000 (text cannot) or
-    starts with ``sha256:`` (so a hashed key never meets a real one)."""
-    if (len(key) <= LONGEST_KEY // 4 or len(key.encode(errors="surrogatepass")) <= LONGEST_KEY) \
-            and "\x00" not in key and not key.startswith(HASHED):
-        return key
-    return HASHED + hashlib.sha256(key.encode(errors="surrogatepass")).hexdigest()
 
 
 def _escape(text: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from botkit.storage.inbox.base import Claim, Entry, Inbox, InboxStats
-from botkit.storage.postgres import row_key
+from botkit.storage.pg_keys import row_key
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS {q} (
