@@ -1,0 +1,106 @@
+"""The agent desk in headless Chromium (Debian's, driven by Playwright) against the real aiohttp server: a
+Telegram user (the fake Bot API) asks for a human, an agent answers from the desk, then hands back.
+
+``BOTKIT_SCREENSHOTS=1`` also writes docs/images/desk-desktop.png and desk-phone.png.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from botkit import Bot
+from tests.support import Served, make_config
+from tests.test_handoff import AUTH, DESK, HEADERS, KEY, SECRET, TOKEN, example_app, sent_texts, update
+from tests.test_web_browser import CHROMIUM, CHROMIUM_ARGS, DOCS_IMAGES
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM}")
+playwright_api = pytest.importorskip("playwright.async_api", reason="the playwright package is not installed")
+
+
+async def sign_in(page, url: str, agent: str) -> None:
+    await page.goto(url + "/desk/")
+    await page.get_by_label("Your name").fill(agent)
+    await page.get_by_label("Desk secret").fill(DESK)
+    await page.get_by_label("Desk secret").press("Enter")
+
+
+async def test_an_agent_takes_a_telegram_conversation_on_the_desk_and_hands_it_back(fake_api, tmp_path):
+    expect = playwright_api.expect
+    config = make_config(tmp_path, channels={"telegram": {"access_token": TOKEN, "secret_token": SECRET,
+                                                          "api_base": fake_api.url}},
+                         initial_state={}, desk={"secret": DESK})
+    bot = Bot(config, handler=example_app())
+    images = DOCS_IMAGES if os.environ.get("BOTKIT_SCREENSHOTS") else tmp_path
+    images.mkdir(parents=True, exist_ok=True)
+    async with Served(bot) as served, playwright_api.async_playwright() as playwright:
+        async def user_writes(update_id: int, text: str) -> None:
+            response = await served.post("/webhooks/telegram", json=update(update_id, text), headers=HEADERS)
+            assert response.status == 200
+
+        await user_writes(1, "hello")
+        await user_writes(2, "human")
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            desktop = await browser.new_context(viewport={"width": 1280, "height": 800})
+            page = await desktop.new_page()
+            await sign_in(page, served.url, "Ana")
+            waiting = page.get_by_role("navigation", name="Waiting for a human")
+            await expect(waiting).to_contain_text("telegram:42")
+            await expect(waiting).to_contain_text("asked for a human")
+            await waiting.get_by_role("button", name="telegram:42").click()
+            log = page.get_by_role("log", name="Transcript")
+            await expect(log.get_by_role("listitem")).to_have_count(4)
+            await expect(log).to_contain_text("hello")
+            await expect(log).to_contain_text("Connecting you to a person")
+
+            await page.get_by_role("button", name="Claim this conversation").click()
+            await expect(page.get_by_role("status")).to_contain_text("You hold this conversation")
+            reply = page.get_by_label("Reply")
+            await expect(reply).to_be_focused()
+            await reply.fill("Hi, I'm Ana. What can I do for you?")
+            await reply.press("Enter")
+            await fake_api.wait_for(3, "/sendMessage")
+            assert sent_texts(fake_api)[-1] == "Hi, I'm Ana. What can I do for you?"
+            assert fake_api.calls_to("/sendMessage")[-1].json["chat_id"] == 42
+            await expect(log).to_contain_text("Agent Ana")
+
+            await user_writes(3, "My order 1234 is late")
+            await expect(log).to_contain_text("My order 1234 is late")
+            assert len(sent_texts(fake_api)) == 3, "the bot answered a message meant for the human"
+            assert (await bot.load_session("telegram:42")).state["seen"] == ["text", "text"]
+
+            async with served.post(f"/desk/api/conversations/{KEY}/claim", json={"agent": "Bo"}, headers=AUTH) as response:
+                assert response.status == 409
+            second = await browser.new_context(viewport={"width": 1280, "height": 800})
+            other = await second.new_page()
+            await sign_in(other, served.url, "Bo")
+            await other.get_by_role("button", name="telegram:42").click()
+            await expect(other.get_by_role("button", name="Claim this conversation")).to_be_disabled()
+            await expect(other.get_by_label("Reply")).to_be_disabled()
+            await second.close()
+            await page.screenshot(path=str(images / "desk-desktop.png"))
+
+            phone = await browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                                              is_mobile=True, has_touch=True)
+            small = await phone.new_page()
+            await sign_in(small, served.url, "Ana")
+            await small.get_by_role("button", name="telegram:42").click()
+            await expect(small.get_by_role("log", name="Transcript")).to_contain_text("My order 1234 is late")
+            await expect(small.get_by_role("navigation", name="Waiting for a human")).to_be_hidden()
+            assert await small.evaluate("document.documentElement.scrollWidth") <= 390
+            await small.screenshot(path=str(images / "desk-phone.png"))
+            await small.get_by_role("button", name="← Conversations").click()
+            await expect(small.get_by_role("navigation", name="Waiting for a human")).to_be_visible()
+            await phone.close()
+
+            await page.get_by_role("button", name="Hand back to the bot").click()
+            await expect(page.get_by_role("navigation", name="Waiting for a human")).to_contain_text("Nobody is waiting")
+            await fake_api.wait_for(4, "/sendMessage")
+            assert sent_texts(fake_api)[-1].startswith("You are back with the bot")
+            await user_writes(4, "thanks")
+            await fake_api.wait_for(5, "/sendMessage")
+            assert sent_texts(fake_api)[-1] == "Bot: you said 'thanks'. Write \"human\" to talk to a person."
+            assert (await bot.load_session("telegram:42")).state["seen"] == ["text", "text", "handback", "text"]
+        finally:
+            await browser.close()
