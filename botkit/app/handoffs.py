@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from botkit.adapters.base import Adapter
 from botkit.app.handoff_index import HandoffIndex
+from botkit.core.errors import BotkitError
 from botkit.core.keys import shown
 from botkit.core.session import HANDOFF, Session
 from botkit.engine import handoff
@@ -198,6 +199,9 @@ class Handoffs:
         """The platform's own handover (Messenger's Handover Protocol), where the channel has one."""
         try:
             channel = self.bot.channel_for(session)
+        except BotkitError:
+            return  # no channel serves it (any more): nothing to tell a platform
+        try:
             await getattr(channel, move)(session, detail)
         except Exception:
             log.exception("the channel's %s of %s failed", move, shown(session.id))
