@@ -187,7 +187,7 @@ class Handoffs:
         event_type = "handback" if action == "handback" else "desk"
         outcome = await self.bot.run(key, handler, event_type=event_type, data={"action": action, "agent": agent, "by": "agent"})
         if outcome is not Outcome.HANDLED:
-            raise RuntimeError(f"the desk's {action} on {shown(key)} was not saved ({outcome})")
+            raise BotkitError(f"the desk's {action} on {shown(key)} was not saved ({outcome}; see the log)")
 
     async def _notify(self, kind: str, key: str, **data: Any) -> None:
         try:

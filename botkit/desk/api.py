@@ -22,7 +22,7 @@ from botkit.adapters.base import Route, RouteHandler
 from botkit.adapters.web_events import Hub, HubFull, stream
 from botkit.app.bot import Bot
 from botkit.app.handoffs import TOPIC, Verdict
-from botkit.core.errors import StoreUnavailable
+from botkit.core.errors import BotkitError, StoreUnavailable
 from botkit.core.requests import Reply, Request
 from botkit.desk.page import page_routes
 
@@ -82,6 +82,9 @@ class Desk:
             except StoreUnavailable as exc:
                 log.warning("desk: %s %s: %s", request.method, request.path, exc)
                 return Reply.json({"error": "the session store is unavailable; try again"}, 503, {"Retry-After": "1"})
+            except BotkitError as exc:
+                log.error("desk: %s %s: %s", request.method, request.path, exc)
+                return Reply.json({"error": str(exc)}, 500, NO_STORE)
 
         return guarded
 

@@ -34,20 +34,20 @@ def _wrap(layer: Middleware, inner: Handler) -> Handler:
     return call
 
 
-PASSING = frozenset({"handback", "push", "desk"})
-"""Event types that run in human mode: the handback itself, sends the bot's code starts, the desk's own."""
+HELD = frozenset({"scheduled"})
+"""Bot-started event types held in human mode too (beside everything a channel delivers): a due scheduled step."""
 
 
 def handoff_middleware(host: HandoffHost, clock: Callable[[], float], timeout: float | None) -> Middleware:
     """Human mode (botkit.engine.handoff): while a human holds the session, the handler does not run for
-    its events; a message is kept in the history (the dispatcher recorded it) and handed to ``host`` for
+    the events its channel delivers (nor for a due scheduled step); a message is kept in the history (the dispatcher recorded it) and handed to ``host`` for
     the agents. Past ``timeout`` seconds the conversation goes back to the bot: the handler gets a
     ``handback`` event, then the event that came."""
 
     async def human_mode(context: Context, call_next: Handler) -> Any:
         session, event = context.session, context.event
-        if not session.human or event.type in PASSING:
-            return await call_next(context)
+        if not session.human or (event.channel is None and event.type not in HELD):
+            return await call_next(context)  # what the bot's code or the desk starts: a send, the handback
         if not handoff.expired(session, clock(), timeout):
             if event.is_message:
                 entries = session.log.pending
