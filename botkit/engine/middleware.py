@@ -40,9 +40,9 @@ HELD = frozenset({"scheduled"})
 
 def handoff_middleware(host: HandoffHost, clock: Callable[[], float], timeout: float | None) -> Middleware:
     """Human mode (botkit.engine.handoff): while a human holds the session, the handler does not run for
-    the events its channel delivers (nor for a due scheduled step); a message is kept in the history (the dispatcher recorded it) and handed to ``host`` for
-    the agents. Past ``timeout`` seconds the conversation goes back to the bot: the handler gets a
-    ``handback`` event, then the event that came."""
+    the events its channel delivers (nor for a due scheduled step); a message is kept in the history (the
+    dispatcher recorded it) and handed to ``host`` for the agents. Past ``timeout`` seconds the conversation
+    goes back to the bot: the handler gets a ``handback`` event, then the event that came."""
 
     async def human_mode(context: Context, call_next: Handler) -> Any:
         session, event = context.session, context.event
