@@ -62,7 +62,9 @@ async def desk_flow(url: str, user_writes, seen, fake_api, images, waiting_messa
             waiting = page.get_by_role("navigation", name="Waiting for a human")
             await expect(waiting).to_contain_text("telegram:42")
             await expect(waiting).to_contain_text("asked for a human")
-            await waiting.get_by_role("button", name="telegram:42").click()
+            await waiting.get_by_role("button", name="telegram:42").focus()
+            await page.keyboard.press("Enter")  # the keyboard alone opens it
+            await expect(page.locator("#conversation")).to_be_focused()
             log = page.get_by_role("log", name="Transcript")
             await expect(log.get_by_role("listitem")).to_have_count(4)
             await expect(log).to_contain_text("hello")
