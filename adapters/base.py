@@ -143,6 +143,13 @@ class Adapter:
         """The answer to a handled webhook; ``inband`` holds what the handlers sent in-band."""
         return Reply()
 
+    async def hand_off(self, session: Session, reason: str | None) -> None:
+        """A conversation was handed to a human (``context.handoff``): the platform's own handover to its
+        human inbox, where it has one (Messenger's Handover Protocol). Nothing by default."""
+
+    async def hand_back(self, session: Session, by: str | None) -> None:
+        """The conversation went back to the bot: take the platform's thread control back, if it has one."""
+
     def reject(self, error: RequestRejected) -> Reply:
         """The answer to a request refused before or while it was handled."""
         headers = {"Retry-After": "1"} if error.status == 503 else {}

@@ -17,6 +17,7 @@ from botkit.core.errors import BadRequest, BotkitError, ConfigError
 from botkit.core.events import Event
 from botkit.core.keys import SessionKey
 from botkit.core.requests import Request
+from botkit.core.session import Session
 
 NO_USER_KEY = "messenger:_"
 """The session of events that name no user (page feed changes, plugin opt-ins without a PSID)."""
@@ -34,7 +35,7 @@ class MessengerAdapter(MetaAdapter):
     platform = "messenger"
     object_type = "page"
     settings_schema = {"access_token": REQUIRED, "app_secret": REQUIRED, "verify_token": REQUIRED, "app_id": None,
-                       "replay_window": REPLAY_WINDOW}
+                       "replay_window": REPLAY_WINDOW, "handover_app_id": None}
 
     def __init__(self, name: str, settings: Mapping[str, Any], bot: Any) -> None:
         super().__init__(name, settings, bot)
@@ -160,6 +161,30 @@ class MessengerAdapter(MetaAdapter):
     async def send(self, body: dict[str, Any]) -> Any:
         """One Send API call: ``POST {api_base}/me/messages`` with the page token."""
         return await self.graph.call("POST", "me/messages", json=body)
+
+    # -- the Handover Protocol (docs/handoff.md) ---------------------------------------------------
+
+    async def hand_off(self, session: Session, reason: str | None) -> None:
+        """``context.handoff``: pass thread control to ``handover_app_id`` (the Page Inbox is 263902037430900),
+        so that the conversation shows in the page's inbox for its people."""
+        target, recipient = self.settings["handover_app_id"], self._recipient(session)
+        if target in (None, "") or recipient is None:
+            return
+        body: dict[str, Any] = {"recipient": recipient, "target_app_id": str(target)}
+        if reason:
+            body["metadata"] = reason[:1000]
+        await self.graph.call("POST", "me/pass_thread_control", json=body)
+
+    async def hand_back(self, session: Session, by: str | None) -> None:
+        """Take thread control back from the Page Inbox (this app is the page's primary receiver)."""
+        recipient = self._recipient(session)
+        if self.settings["handover_app_id"] in (None, "") or recipient is None:
+            return
+        await self.graph.call("POST", "me/take_thread_control", json={"recipient": recipient, "metadata": f"handback: {by}"})
+
+    def _recipient(self, session: Session) -> dict[str, Any] | None:
+        recipient: dict[str, Any] | None = self.push_sender(session.id, session.address).recipient
+        return recipient
 
     # -- CLI ---------------------------------------------------------------------------------------
 

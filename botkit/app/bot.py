@@ -14,7 +14,8 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from botkit.adapters.base import Adapter, Route
-from botkit.app.config import Config, load_app
+from botkit.app.config import DESK_DEFAULTS, Config, load_app
+from botkit.app.handoffs import Handoffs
 from botkit.app.registry import adapter_class
 from botkit.app.waiting import Waiters
 from botkit.app.webhook import receive
@@ -26,6 +27,7 @@ from botkit.core.sending import Sender
 from botkit.core.session import Session
 from botkit.engine.context import Context
 from botkit.engine.dispatcher import INBOX_ENTRY, Dispatcher, Handler, Inband, Outcome
+from botkit.engine.middleware import handoff_middleware
 from botkit.engine.policy import SessionPolicy
 from botkit.engine.scheduler import Scheduler
 from botkit.engine.transcript import attach
@@ -92,6 +94,10 @@ class Bot:
         for name, settings in (channels if channels is not None else config.enabled_channels).items():
             cls = adapter_class(name, dict(settings))
             self.add_channel(cls(name, cls.validate(name, settings), self))
+        minutes = (config.desk or DESK_DEFAULTS)["timeout"]
+        self.handoffs = Handoffs(self, None if minutes is None else float(minutes) * 60.0)
+        """Human mode (``context.handoff``) and the agents' moves (docs/handoff.md)."""
+        self.dispatcher.middleware.append(handoff_middleware(self, clock, self.handoffs.timeout))
         self.started = False
 
     @property
@@ -349,6 +355,17 @@ class Bot:
     async def hit(self, name: str, window: float) -> tuple[int, float]:
         """Count a hit on a rate-limit counter shared by every process using the store."""
         return await self.store.incr(name, window)
+
+    # -- human mode (HandoffHost) ------------------------------------------------------------------
+
+    async def handed_off(self, session: Session) -> None:
+        await self.handoffs.handed_off(session)
+
+    async def handed_back(self, session: Session, by: str) -> None:
+        await self.handoffs.handed_back(session, by)
+
+    async def human_message(self, session: Session, entry: dict[str, Any]) -> None:
+        await self.handoffs.human_message(session, entry)
 
     # -- messages the bot starts -------------------------------------------------------------------
 

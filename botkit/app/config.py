@@ -39,6 +39,9 @@ SERVER_DEFAULTS: dict[str, Any] = {
     "max_connections": None,
     "trusted_proxies": (),
 }
+DESK_DEFAULTS: dict[str, Any] = {"secret": None, "timeout": 60, "path": "/desk"}
+"""``desk``: the agent desk's bearer secret (None: the web channel's ``jwt_key``), the minutes after which a
+conversation handed to a human goes back to the bot (None: never), where the desk is served."""
 HTTP_DEFAULTS: dict[str, Any] = {"timeout": 10.0, "attempts": 4, "backoff": 0.5, "max_wait": 30.0}
 
 
@@ -59,6 +62,8 @@ class Config:
     server: dict[str, Any] = field(default_factory=lambda: dict(SERVER_DEFAULTS))
     http: dict[str, Any] = field(default_factory=lambda: dict(HTTP_DEFAULTS))
     extra: dict[str, Any] = field(default_factory=dict)
+    desk: dict[str, Any] | None = None
+    """The agent desk's settings (``DESK_DEFAULTS``); None: no desk is served."""
 
     @property
     def enabled_channels(self) -> dict[str, dict[str, Any]]:
@@ -115,7 +120,10 @@ def config_from_mapping(settings: Mapping[str, Any], *, root: Path | None = None
         if not isinstance(channel, Mapping):
             raise ConfigError(f"channels.{name}", "must be a dict of the channel's settings")
     config.channels = {name: dict(channel) for name, channel in channels.items()}
+    if settings.get("desk") is not None:
+        config.desk = _section(settings, "desk", DESK_DEFAULTS)
     config.extra = {k: v for k, v in settings.items() if k not in {"app", "initial_state", "session", "server", "http", "channels"}}
+    config.extra.pop("desk", None)
     _validate(config)
     return config
 
@@ -150,6 +158,28 @@ def _validate(config: Config) -> None:
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         raise ConfigError("server.client_max_size", f"must be a number of bytes, not {size!r}")
     _validate_limits(config.server)
+    _validate_desk(config)
+
+
+def _validate_desk(config: Config) -> None:
+    """The desk needs a secret: its own, or the web channel's JWT key (an HS256 secret)."""
+    if config.desk is None:
+        return
+    timeout = config.desk["timeout"]
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise ConfigError("desk.timeout", f"must be minutes (a positive number) or None, not {timeout!r}")
+    path = config.desk["path"]
+    if not isinstance(path, str) or not path.startswith("/") or path.endswith("/"):
+        raise ConfigError("desk.path", f'must be a path such as "/desk", not {path!r}')
+    if config.desk["secret"] in (None, ""):
+        web = config.enabled_channels.get("web") or {}
+        key = web.get("jwt_key")
+        if not isinstance(key, str) or not key or key.lstrip().startswith("-----BEGIN"):
+            raise ConfigError("desk.secret", 'missing: set desk = {"secret": env("DESK_SECRET")} '
+                              "(or give the web channel an HS256 jwt_key, which the desk then uses)")
+        config.desk["secret"] = key
+    elif not isinstance(config.desk["secret"], str):
+        raise ConfigError("desk.secret", "must be a string (a long random one)")
 
 
 def _validate_limits(server: dict[str, Any]) -> None:

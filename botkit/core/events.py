@@ -40,6 +40,8 @@ class EventType(StrEnum):
     DELETED = "deleted"
     SCHEDULED = "scheduled"
     PUSH = "push"
+    HANDBACK = "handback"
+    """A human agent (or the handoff's timeout) gave the conversation back to the bot (docs/handoff.md)."""
     UNKNOWN = "unknown"
 
 

@@ -25,6 +25,8 @@ HANDLED_IDS_KEPT = 500
 DEDUPE_WINDOW = 48 * 3600.0
 """Seconds a handled event id is kept (``session.dedupe_window``)."""
 FLOW, DEDUPE, CHANNEL, HISTORY = "flow", "dedupe", "channel", "history"
+HANDOFF = "handoff"
+"""The part of a conversation a human holds (``context.handoff``): ``reason``, ``since``, ``agent``."""
 LEGACY_BACK_TO = "_back_to"
 """Where releases before the envelope kept the flows' back-to point: in the user's state."""
 
@@ -179,6 +181,17 @@ class Session:
     @message_count.setter
     def message_count(self, value: int) -> None:
         self._put(HISTORY, "message_count", value or None)
+
+    @property
+    def human(self) -> bool:
+        """True while a human holds the conversation (``context.handoff``): the handler does not run."""
+        return bool(self.parts.get(HANDOFF))
+
+    @property
+    def handoff(self) -> dict[str, Any] | None:
+        """The handoff in progress: ``{"reason", "since", "agent"}`` (``agent`` once one claimed it), or None."""
+        found = self.parts.get(HANDOFF)
+        return dict(found) if found else None
 
     @property
     def handled(self) -> list[str]:

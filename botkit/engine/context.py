@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from types import MappingProxyType
 from typing import Any, Protocol
 
 from botkit.core.events import Event
 from botkit.core.sending import Sender
 from botkit.core.session import Session
+from botkit.engine import handoff
+from botkit.engine.handoff import HandoffHost
 from botkit.engine.policy import SessionPolicy
 from botkit.engine.transcript import remember_outbound
 
@@ -99,6 +102,13 @@ class Context:
             return result
 
         return send
+
+    async def handoff(self, reason: str | None = None) -> None:
+        """Hand the conversation to a human (docs/handoff.md): from the next event on, the handler does
+        not run until an agent, or the desk's timeout, hands it back (a ``handback`` event comes first)."""
+        handoff.begin(self.session, reason, self.clock())
+        if isinstance(self.bot, HandoffHost):
+            self.after_save.append(partial(self.bot.handed_off, self.session))
 
     # Bottender's names, for users coming from it.
     setState = set_state

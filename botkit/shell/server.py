@@ -30,6 +30,7 @@ from botkit.app.bot import Bot
 from botkit.app.config import Config
 from botkit.core.errors import RequestRejected
 from botkit.core.requests import Reply, Request
+from botkit.desk import Desk
 
 log = logging.getLogger("botkit.server")
 
@@ -55,6 +56,8 @@ def create_app(bot: Bot) -> web.Application:
     if bot.role != "worker":
         for name, route in bot.routes():
             app.router.add_route(route.method, route.path, _handler(bot, name, route))
+    if bot.role != "worker" and bot.config.desk is not None:
+        _serve_desk(app, Desk(bot))
     app.on_startup.append(_start_bot)
     app.on_shutdown.append(_shutdown_channels)
     app.on_shutdown.append(_drain)
@@ -170,6 +173,34 @@ def _handler(bot: Bot, channel: str, route: Route) -> Callable[[web.Request], Aw
         else:
             reply = await route.handler(plain)
         return await _send(request, reply)
+
+    return handle
+
+
+DESK_BODY_LIMIT = 64 * 1024
+
+
+def _serve_desk(app: web.Application, desk: Desk) -> None:
+    """The agent desk's page and API (botkit.desk), at ``desk.path``."""
+    for route in desk.routes():
+        assert route.handler is not None
+        app.router.add_route(route.method, route.path, _plain_handler(route.handler))
+
+    async def end_streams(app: web.Application) -> None:
+        desk.shutdown()
+
+    app.on_shutdown.append(end_streams)
+
+
+def _plain_handler(handler: Callable[[Request], Awaitable[Reply]]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if (request.content_length or 0) > DESK_BODY_LIMIT:
+            return await _send(request, Reply.text("the request body is too large", 413))
+        body = await request.read() if request.can_read_body else b""
+        plain = Request(method=request.method, path=request.path, headers=request.headers, query=request.query,
+                        body=body, scheme=request.scheme, host=request.host, raw_path=request.raw_path,
+                        remote=request.get(CLIENT_KEY, request.remote), match=dict(request.match_info))
+        return await _send(request, await handler(plain))
 
     return handle
 
