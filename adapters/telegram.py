@@ -203,6 +203,11 @@ class TelegramSender(Sender):
         self.adapter = adapter
         self.chat_id = chat_id
 
+    async def api(self, method: str, payload: Any = None, *, verb: str = "POST") -> Any:
+        """Any Bot API method (``getChat``, ``setMyCommands``, ``pinChatMessage`` …) with the bot's token:
+        its ``result``. ``payload`` is the method's parameters (always POSTed as JSON, which every method takes)."""
+        return await self.adapter.call(method, dict(payload or {}))
+
     async def send_text(self, text: str, **options: Any) -> Any:
         return await self.adapter.call("sendMessage", {"chat_id": self.chat_id, "text": text, **options})
 

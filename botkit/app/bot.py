@@ -14,7 +14,7 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from botkit.adapters.base import Adapter, Route
-from botkit.app.config import Config, load_app
+from botkit.app.config import Config, load_app, load_middleware
 from botkit.app.registry import adapter_class
 from botkit.app.waiting import Waiters
 from botkit.app.webhook import receive
@@ -92,6 +92,7 @@ class Bot:
         for name, settings in (channels if channels is not None else config.enabled_channels).items():
             cls = adapter_class(name, dict(settings))
             self.add_channel(cls(name, cls.validate(name, settings), self))
+        self.dispatcher.middleware.extend(load_middleware(config))
         self.started = False
 
     @property

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from botkit.engine.context import Context
+from botkit.engine.transcript import remember_inbound
 
 Handler = Callable[[Context], Awaitable[Any]]
 Middleware = Callable[[Context, Handler], Awaitable[Any]]
@@ -24,3 +25,11 @@ def _wrap(layer: Middleware, inner: Handler) -> Handler:
         return await layer(context, inner)
 
     return call
+
+
+async def record_inbound(context: Context, call_next: Handler) -> Any:
+    """The transcript's inbound half: what the user said goes into the session's history, also when a
+    later middleware stops the event. The first of every dispatcher's chain."""
+    if context.event.is_message:
+        remember_inbound(context.session, context.policy, context.event, context.clock())
+    return await call_next(context)
