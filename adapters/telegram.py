@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -194,7 +195,7 @@ class TelegramAdapter(Adapter):
             result = await self.call("getWebhookInfo", {})
         else:
             result = await self.call("deleteWebhook", {})
-        print(result)
+        print(json.dumps(result, indent=2, ensure_ascii=False))  # JSON, as every other command prints
         return 0
 
 

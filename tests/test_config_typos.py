@@ -46,5 +46,5 @@ async def test_a_handler_reads_extra() -> None:
 
 
 def test_extra_must_be_a_dict() -> None:
-    with pytest.raises(ConfigError, match="^extra: must be a dict"):
+    with pytest.raises(ConfigError, match=r"^extra: must be a dict"):
         make_config(extra=["greeting"])

@@ -18,9 +18,9 @@ from botkit.app.config import Config, load_app, load_middleware
 from botkit.app.registry import adapter_class
 from botkit.app.waiting import Waiters
 from botkit.app.webhook import receive
-from botkit.core.errors import BotkitError, ConfigError, StoreRefused, StoreUnavailable
+from botkit.core.errors import BotkitError, ConfigError, SkipSave, StoreRefused, StoreUnavailable
 from botkit.core.events import Event
-from botkit.core.keys import SessionKey
+from botkit.core.keys import SessionKey, shown
 from botkit.core.requests import Reply, Request
 from botkit.core.sending import Sender
 from botkit.core.session import Session
@@ -305,6 +305,9 @@ class Bot:
         async def push(context: Context) -> None:
             try:
                 await getattr(context, f"send_{send['kind']}")(*send.get("args", ()), **send.get("options", {}))
+            except Exception as exc:
+                failure.append(exc)
+                raise _raised_to_caller(context, exc) from exc
             except BaseException as exc:
                 failure.append(exc)
                 raise
@@ -400,6 +403,9 @@ class Bot:
         async def handler(context: Context) -> None:
             try:
                 await send(context)
+            except Exception as exc:
+                failure.append(exc)
+                raise _raised_to_caller(context, exc) from exc
             except BaseException as exc:
                 failure.append(exc)
                 raise
@@ -407,3 +413,9 @@ class Bot:
         await self.run(session_key, handler)
         if failure:
             raise failure[0]
+
+
+def _raised_to_caller(context: Context, exc: Exception) -> SkipSave:
+    """A send started outside a handler failed: the caller of ``bot.send`` gets the error (a SendError it
+    may catch), so the dispatcher logs one line, not a traceback, and saves nothing."""
+    return SkipSave(f"a send to {shown(context.session.id)} failed and was raised to its caller: {type(exc).__name__}: {exc}")
