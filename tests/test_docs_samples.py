@@ -9,13 +9,16 @@ What a block is decides how it runs (CONTRIBUTING.md, "Code samples in the docs"
   bot.config.py, or on the config a ``<!-- sample: test PATH -->`` line names;
 - a bot.config.py (it defines only settings) or a block marked ``<!-- sample: config -->``: loaded and
   validated as ``botkit start`` would, each channel with test credentials;
-- anything else: executed.
+- anything else: executed as a script, in a folder whose bot.config.py serves Telegram against a local
+  fake Bot API (a script may ``load_config("bot.config.py")`` and send; a plain one runs in a thread of
+  its own, so it may call ``asyncio.run``).
 
 ``<!-- sample: skip — reason -->`` on the line before a block leaves it out, with the reason shown.
 """
 from __future__ import annotations
 
 import ast
+import asyncio
 import inspect
 import re
 import textwrap
@@ -87,9 +90,10 @@ def test_the_samples_are_found() -> None:
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=[sample.name for sample in SAMPLES])
-async def test_sample(sample: Sample, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+async def test_sample(sample: Sample, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_api: Any) -> None:
     if sample.kind == "skip":
         pytest.skip(sample.detail)
+    script_folder(tmp_path, fake_api.url)
     monkeypatch.chdir(tmp_path)
     namespace = await execute(sample)
     kind = sample.kind or guess(namespace)
@@ -101,13 +105,23 @@ async def test_sample(sample: Sample, monkeypatch: pytest.MonkeyPatch, tmp_path:
         validate_config(namespace, tmp_path)
 
 
+def script_folder(folder: Path, api_base: str) -> None:
+    """Where a sample runs: a bot.config.py of a bot on Telegram, whose Bot API is a local fake."""
+    (folder / "docs_sample_bot.py").write_text("async def app(context):\n    await context.send_text('hi')\n")
+    (folder / "bot.config.py").write_text(textwrap.dedent(f"""
+        app = "docs_sample_bot:app"
+        channels = {{"telegram": {{"access_token": "42:TEST", "secret_token": "s", "api_base": {api_base!r}}}}}
+    """))
+
+
 async def execute(sample: Sample) -> dict[str, Any]:
     """Run the block as a module would run (top-level ``await`` allowed, ``env`` at hand as in bot.config.py)."""
     namespace: dict[str, Any] = {"__name__": "docs_sample", "env": env}
     code = compile(sample.code, sample.name, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-    result = eval(code, namespace)
-    if inspect.iscoroutine(result):
-        await result
+    if code.co_flags & inspect.CO_COROUTINE:
+        await eval(code, namespace)
+    else:
+        await asyncio.to_thread(exec, code, namespace)
     namespace.pop("__builtins__", None)
     return namespace
 
@@ -186,8 +200,6 @@ def validate_config(namespace: dict[str, Any], root: Path) -> None:
 
 def test_a_burning_sample_fails(tmp_path: Path) -> None:
     """The runner catches what the issue saw: a state stepped to but never declared, a receipt answered."""
-    import asyncio
-
     flows = Sample(ROOT / "docs/flows.md", 1, textwrap.dedent("""
         from botkit.flows import Flows
         flows = Flows()
