@@ -162,6 +162,11 @@ class LineSender(Sender):
         self.received_at = received_at
         self.pending: list[dict[str, Any]] = []
 
+    async def api(self, method: str, payload: Any = None, *, verb: str = "POST") -> Any:
+        """Any Messaging API path with the channel access token (``/v2/bot/profile/<userId>`` with
+        ``verb="GET"``, ``/v2/bot/message/markAsRead``, …); ``payload`` is the JSON body."""
+        return await self.adapter.call(verb.upper(), "/" + method.lstrip("/"), payload)
+
     def _token_fresh(self) -> bool:
         if not self.reply_token or self.received_at is None:
             return False

@@ -244,6 +244,11 @@ class MessengerSender(Sender):
         self.recipient = recipient
         self.messaging_type = messaging_type
 
+    async def api(self, method: str, payload: Any = None, *, verb: str = "POST") -> Any:
+        """Any Graph API path with the page token (``me/messenger_profile``, ``<PSID>`` with
+        ``verb="GET"`` and ``{"fields": "first_name"}``, …)."""
+        return await self.adapter.graph.api(method, payload, verb=verb)
+
     async def send_message(self, message: dict[str, Any], **options: Any) -> Any:
         """Any Send API ``message`` object; ``options`` (``messaging_type``, ``tag``, …) go beside it."""
         body = {"recipient": self._recipient(), "messaging_type": self.messaging_type, "message": message, **options}

@@ -130,6 +130,14 @@ class GraphClient:
             method, url, json=json, data=data, headers=headers, retryable=throttled
         )
 
+    async def api(self, path: str, payload: Any = None, *, verb: str = "POST") -> Any:
+        """``context.api``: any Graph path with the channel's token; ``payload`` is the JSON body, or the
+        query of a GET."""
+        verb = verb.upper()
+        if verb == "GET":
+            return await self.call(verb, path, params=payload)
+        return await self.call(verb, path, json=payload)
+
 
 THROTTLING_CODES = frozenset({4, 17, 32, 613, 80001, 130429, 131048, 131056})
 """Graph API error codes that mean "too many calls, try later", sent with a 400 rather than a 429."""

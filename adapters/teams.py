@@ -148,6 +148,16 @@ class TeamsAdapter(Adapter):
                 self.token.invalidate()
             raise
 
+    async def connector(self, verb: str, url: URL, payload: Any = None) -> Any:
+        """One connector call with the bot's token (``context.api``)."""
+        token = await self.token.get()
+        try:
+            return await self.http.request(verb, url, json=payload, headers={"Authorization": f"Bearer {token}"})
+        except SendError as exc:
+            if exc.status == 401:
+                self.token.invalidate()
+            raise
+
 
 class TeamsSender(Sender):
     """Sends into one conversation: replies to the activity being handled, or starts a message."""
@@ -164,6 +174,16 @@ class TeamsSender(Sender):
         self.address = address
         self.reply_to = reply_to
         self.session_key = session_key
+
+    async def api(self, method: str, payload: Any = None, *, verb: str = "POST") -> Any:
+        """Any Bot Framework connector path under the conversation's ``serviceUrl``, with the bot's token:
+        ``v3/conversations/{conversation}/members`` (``{conversation}``: this conversation's id) …"""
+        if not self.address or not self.address.get("serviceUrl"):
+            raise BotkitError(f"cannot call the connector for {self.session_key}: no activity came from it yet")
+        conversation = quote(str((self.address.get("conversation") or {}).get("id") or ""), safe="")
+        path = method.lstrip("/").replace("{conversation}", conversation)
+        url = URL(f"{self.address['serviceUrl'].rstrip('/')}/{path}", encoded=True)
+        return await self.adapter.connector(verb.upper(), url, payload)
 
     async def send_activity(self, activity: dict[str, Any]) -> Any:
         """Any Bot Framework activity (``type`` defaults to ``message``); returns the connector's answer."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -194,7 +195,7 @@ class TelegramAdapter(Adapter):
             result = await self.call("getWebhookInfo", {})
         else:
             result = await self.call("deleteWebhook", {})
-        print(result)
+        print(json.dumps(result, indent=2, ensure_ascii=False))  # JSON, as every other command prints
         return 0
 
 
@@ -202,6 +203,11 @@ class TelegramSender(Sender):
     def __init__(self, adapter: TelegramAdapter, chat_id: int) -> None:
         self.adapter = adapter
         self.chat_id = chat_id
+
+    async def api(self, method: str, payload: Any = None, *, verb: str = "POST") -> Any:
+        """Any Bot API method (``getChat``, ``setMyCommands``, ``pinChatMessage`` …) with the bot's token:
+        its ``result``. ``payload`` is the method's parameters (always POSTed as JSON, which every method takes)."""
+        return await self.adapter.call(method, dict(payload or {}))
 
     async def send_text(self, text: str, **options: Any) -> Any:
         return await self.adapter.call("sendMessage", {"chat_id": self.chat_id, "text": text, **options})

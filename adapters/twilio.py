@@ -349,6 +349,16 @@ class TwilioSender(Sender):
         self.to = to
         self.reply_to = reply_to
 
+    async def api(self, method: str, payload: Any = None, *, verb: str = "POST") -> Any:
+        """Any resource of the account (``Calls.json``, ``Messages/<sid>.json`` with ``verb="GET"``, …)
+        with the account's credentials; ``payload`` is the form (the query of a GET)."""
+        url = self.adapter.account_url(method.lstrip("/"))
+        if verb.upper() == "GET":
+            if payload:
+                url += "?" + urlencode(payload)
+            return await self.adapter.http.request("GET", url, headers=self.adapter.auth)
+        return await self.adapter.http.request(verb.upper(), url, data=payload, headers=self.adapter.auth)
+
     async def send_text(self, text: str, **options: Any) -> Any:
         """``options`` are Messages API parameters, by their Twilio names or in snake_case
         (``status_callback``, ``content_sid``, ``content_variables``, ``messaging_service_sid``)."""

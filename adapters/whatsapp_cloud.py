@@ -206,6 +206,11 @@ class WhatsAppCloudSender(Sender):
         self.phone_number_id = phone_number_id
         self.reply_to = reply_to
 
+    async def api(self, method: str, payload: Any = None, *, verb: str = "POST") -> Any:
+        """Any Graph API path with the channel's token (``<phone_number_id>/whatsapp_business_profile``,
+        ``<media id>`` with ``verb="GET"``, …)."""
+        return await self.adapter.graph.api(method, payload, verb=verb)
+
     async def send_message(self, kind: str, content: dict[str, Any], **options: Any) -> Any:
         """Any Messages API message: ``type`` = ``kind`` with its object ``content``; ``options`` (``context``,
         ``biz_opaque_callback_data``, …) go beside them."""

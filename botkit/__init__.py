@@ -6,6 +6,7 @@ from botkit.core.events import Event
 from botkit.core.session import Session
 from botkit.engine.context import Context
 from botkit.flows.router import Flows
+from botkit.flows.routes import Router
 
 __all__ = [
     "Bot",
@@ -15,6 +16,7 @@ __all__ = [
     "Context",
     "Event",
     "Flows",
+    "Router",
     "SendError",
     "Session",
     "SkipSave",

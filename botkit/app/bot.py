@@ -14,20 +14,20 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from botkit.adapters.base import Adapter, Route
-from botkit.app.config import DESK_DEFAULTS, Config, load_app
+from botkit.app.config import DESK_DEFAULTS, Config, load_app, load_middleware
 from botkit.app.handoffs import Handoffs
 from botkit.app.registry import adapter_class
 from botkit.app.waiting import Waiters
 from botkit.app.webhook import receive
-from botkit.core.errors import BotkitError, ConfigError, StoreRefused, StoreUnavailable
+from botkit.core.errors import BotkitError, ConfigError, SkipSave, StoreRefused, StoreUnavailable
 from botkit.core.events import Event
-from botkit.core.keys import SessionKey
+from botkit.core.keys import SessionKey, shown
 from botkit.core.requests import Reply, Request
 from botkit.core.sending import Sender
 from botkit.core.session import Session
 from botkit.engine.context import Context
 from botkit.engine.dispatcher import INBOX_ENTRY, Dispatcher, Handler, Inband, Outcome
-from botkit.engine.middleware import handoff_middleware
+from botkit.engine.human_mode import handoff_middleware
 from botkit.engine.policy import SessionPolicy
 from botkit.engine.scheduler import Scheduler
 from botkit.engine.transcript import attach
@@ -94,6 +94,7 @@ class Bot:
         for name, settings in (channels if channels is not None else config.enabled_channels).items():
             cls = adapter_class(name, dict(settings))
             self.add_channel(cls(name, cls.validate(name, settings), self))
+        self.dispatcher.middleware.extend(load_middleware(config))
         minutes = (config.desk or DESK_DEFAULTS)["timeout"]
         self.handoffs = Handoffs(self, None if minutes is None else float(minutes) * 60.0)
         """Human mode (``context.handoff``) and the agents' moves (docs/handoff.md)."""
@@ -310,6 +311,9 @@ class Bot:
         async def push(context: Context) -> None:
             try:
                 await getattr(context, f"send_{send['kind']}")(*send.get("args", ()), **send.get("options", {}))
+            except Exception as exc:
+                failure.append(exc)
+                raise _raised_to_caller(context, exc) from exc
             except BaseException as exc:
                 failure.append(exc)
                 raise
@@ -416,6 +420,9 @@ class Bot:
         async def handler(context: Context) -> None:
             try:
                 await send(context)
+            except Exception as exc:
+                failure.append(exc)
+                raise _raised_to_caller(context, exc) from exc
             except BaseException as exc:
                 failure.append(exc)
                 raise
@@ -423,3 +430,9 @@ class Bot:
         await self.run(session_key, handler)
         if failure:
             raise failure[0]
+
+
+def _raised_to_caller(context: Context, exc: Exception) -> SkipSave:
+    """A send started outside a handler failed: the caller of ``bot.send`` gets the error (a SendError it
+    may catch), so the dispatcher logs one line, not a traceback, and saves nothing."""
+    return SkipSave(f"a send to {shown(context.session.id)} failed and was raised to its caller: {type(exc).__name__}: {exc}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botkit.app.settings import custom_values
 from botkit.core.errors import ConfigError
 
 DEFAULT_CONFIG_NAME = "bot.config.py"
@@ -64,6 +65,8 @@ class Config:
     extra: dict[str, Any] = field(default_factory=dict)
     desk: dict[str, Any] | None = None
     """The agent desk's settings (``DESK_DEFAULTS``); None: no desk is served."""
+    middleware: list[Any] = field(default_factory=list)
+    """``async def middleware(context, call_next)`` run around every event: callables or "module:function"."""
 
     @property
     def enabled_channels(self) -> dict[str, dict[str, Any]]:
@@ -122,8 +125,8 @@ def config_from_mapping(settings: Mapping[str, Any], *, root: Path | None = None
     config.channels = {name: dict(channel) for name, channel in channels.items()}
     if settings.get("desk") is not None:
         config.desk = _section(settings, "desk", DESK_DEFAULTS)
-    config.extra = {k: v for k, v in settings.items() if k not in {"app", "initial_state", "session", "server", "http", "channels"}}
-    config.extra.pop("desk", None)
+    config.extra = custom_values(settings)
+    config.middleware = _middleware(settings.get("middleware"))
     _validate(config)
     return config
 
@@ -219,6 +222,22 @@ def _section(settings: Mapping[str, Any], name: str, defaults: Mapping[str, Any]
     return section
 
 
+def _middleware(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)) or callable(value) or not isinstance(value, (list, tuple)):
+        raise ConfigError("middleware", f'must be a list of "module:function" strings or async functions, not {value!r}')
+    for item in value:
+        if not (callable(item) or (isinstance(item, str) and ":" in item)):
+            raise ConfigError("middleware", f'{item!r} is neither "module:function" nor an async function (context, call_next)')
+    return list(value)
+
+
+def load_middleware(config: Config) -> list[Callable[..., Any]]:
+    """The ``middleware`` list with its "module:function" strings imported from the config's folder."""
+    return [item if callable(item) else _import(config, item, "middleware") for item in config.middleware]
+
+
 def load_app(config: Config) -> Callable[..., Any]:
     """Import the handler named by ``app`` from the config's folder."""
     target = config.app
@@ -242,6 +261,25 @@ def load_app(config: Config) -> Callable[..., Any]:
         raise ConfigError("app", f"{target!r} is not callable; it must be `async def {attr}(context)`")
     found: Callable[..., Any] = handler
     return found
+
+
+def _import(config: Config, target: str, setting: str) -> Callable[..., Any]:
+    """``module:attribute`` imported from the config's folder; ConfigError naming ``setting`` otherwise."""
+    module_name, _, attr = target.partition(":")
+    root = str(config.root)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(setting, f"cannot import {module_name!r} from {root} ({exc})") from None
+    except Exception as exc:
+        raise ConfigError(setting, f"importing {module_name!r} raised {type(exc).__name__}: {exc}") from None
+    found = getattr(module, attr, None)
+    if not callable(found):
+        raise ConfigError(setting, f"{target!r} names no function; it must be `async def {attr}(context, call_next)`")
+    function: Callable[..., Any] = found
+    return function
 
 
 def _line_of(exc: BaseException, file: Path) -> str:

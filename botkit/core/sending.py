@@ -16,6 +16,11 @@ class Sender:
         """Show that the bot is writing; nothing where the platform has no such thing."""
         return None
 
+    async def api(self, method: str, payload: Any = None, *, verb: str = "POST") -> Any:
+        """A platform call the channel does not wrap (``context.api``), with its auth; channels that have
+        an API override it."""
+        raise NotImplementedError(f"{type(self).__name__} offers no platform API calls")
+
     async def flush(self) -> None:
         """Deliver what the sender holds back."""
         return None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from types import MappingProxyType
@@ -52,6 +53,8 @@ class Context:
         self.expires_in: float | None = policy.expires_in
         """Minutes of inactivity after which this session expires once saved (``session.expires_in``;
         None: never). A channel's middleware may shorten it: the web chat's anonymous sessions."""
+        self.match: re.Match[str] | None = None
+        """The regex match of the route that took the event (``botkit.Router``), else None."""
 
     @property
     def platform(self) -> str:
@@ -85,6 +88,12 @@ class Context:
     async def send_typing(self, **options: Any) -> Any:
         """Show that the bot is writing (not recorded in the history); a no-op where there is no such thing."""
         return await self.sender.send_typing(**options)
+
+    async def api(self, method: str, payload: Any = None, *, verb: str = "POST") -> Any:
+        """A platform call botkit does not wrap, with the channel's auth, retries and redaction: a Bot API
+        method on Telegram, a Graph path on Messenger and WhatsApp Cloud, a path on LINE, a resource of the
+        account on Twilio, a connector path on Teams (docs/channels/). ``verb="GET"`` where it applies."""
+        return await self.sender.api(method, payload, verb=verb)
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
         """The channel's other sends (``send_image``, ``send_buttons``, …), recorded in the history like

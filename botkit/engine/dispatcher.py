@@ -18,9 +18,9 @@ from botkit.core.keys import shown
 from botkit.core.sending import Sender
 from botkit.core.session import DEDUPE, Session, dumps
 from botkit.engine.context import Context
-from botkit.engine.middleware import Middleware, chain
+from botkit.engine.middleware import Middleware, chain, record_inbound
 from botkit.engine.policy import SessionPolicy
-from botkit.engine.transcript import appended, attach, remember_inbound
+from botkit.engine.transcript import appended, attach
 from botkit.storage.base import Lease, SessionStore
 
 log = logging.getLogger("botkit.engine.dispatcher")
@@ -113,8 +113,9 @@ class Dispatcher:
         self.handler = handler
         self.senders = senders
         self.contexts = contexts
-        self.middleware: list[Middleware] = list(middleware)
-        """Runs around every handler, the first outermost."""
+        self.middleware: list[Middleware] = [record_inbound, *middleware]
+        """Runs around every handler, the first outermost: the transcript, then what the app and the
+        channels add (rate limits, hooks, the web chat's checks, the config's ``middleware``)."""
         self.locks = KeyedLocks()
         self.in_flight = 0
         self._idle = asyncio.Event()
@@ -205,10 +206,9 @@ class Dispatcher:
             session.channel = event.channel
         if event.is_message:
             session.message_count += 1
-            remember_inbound(session, self.policy, event, self.clock())
         context = self.contexts(event, session, self.senders(event, session, inband))
         try:
-            await (chain(self.middleware, handler) if self.middleware else handler)(context)
+            await chain(self.middleware, handler)(context)
             await flush_sends(context.sender)
         except SkipSave as skip:
             log.info("%s event of %s not saved: %s", event.type, shown(session.id), skip)

@@ -1,7 +1,7 @@
 """Human mode: a conversation handed to a human agent (``await context.handoff(reason)``).
 
 The session's ``handoff`` part says a human holds it; while it does, the handoff middleware
-(``botkit.engine.middleware.handoff_middleware``) runs no handler for the conversation's events: they are
+(``botkit.engine.human_mode.handoff_middleware``) runs no handler for the conversation's events: they are
 only kept in its history and shown to the agents. An agent (or the configured timeout) hands it back; the
 handler then gets a ``handback`` event before the next message. What else happens on a handoff (the desk's
 list, a platform's own handover) is the app's: ``HandoffHost``.

@@ -14,6 +14,7 @@ from botkit.core.session import FLOW, Session
 from botkit.engine.context import Clock, Context, Outreach
 from botkit.engine.policy import SessionPolicy
 from botkit.flows.router import BACK_TO, Flows, move, target_slug
+from botkit.flows.routes import Router
 from botkit.flows.steps import PendingStep, schedule_pending, seconds, timestamp
 from botkit.storage.steps.step import Step
 
@@ -79,9 +80,12 @@ class FlowContext(Context):
     # -- helpers ------------------------------------------------------------------------------------
 
     def _routing(self) -> Flows | None:
-        """The Flows routing this context: the one running it, or the bot's app when it is a Flows."""
+        """The Flows routing this context: the one running it, or the bot's app when it is a Flows (or a
+        Router with a Flows among its targets)."""
         if self.flows is not None:
             return self.flows
+        if isinstance(self.app, Router):
+            return self.app.flows
         return self.app if isinstance(self.app, Flows) else None
 
     def _router(self, what: str) -> Flows:

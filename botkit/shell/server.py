@@ -506,6 +506,7 @@ async def _serve(app: web.Application, host: str, port: int) -> None:
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
+        log.info("listening on %s (Ctrl-C stops)", ", ".join(listening_urls(runner.addresses)))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -513,3 +514,15 @@ async def _serve(app: web.Application, host: str, port: int) -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+def listening_urls(addresses: Iterable[Any]) -> list[str]:
+    """``http://host:port`` of each socket the server listens on (the port the system chose for port 0)."""
+    urls = []
+    for address in addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            host = f"[{address[0]}]" if ":" in str(address[0]) else address[0]
+            urls.append(f"http://{host}:{address[1]}")
+        else:
+            urls.append(str(address))
+    return urls

@@ -13,6 +13,7 @@ to one process at a time (docs/sessions.md). Signals to the master:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import logging
 import math
@@ -130,11 +131,32 @@ class _LingeringRunner(BotRunner):
 
 
 class _PromptExit:
-    """aiohttp's worker notices SIGTERM at its next one-second tick; this wakes it at once."""
+    """aiohttp's worker notices SIGTERM at its next one-second tick; this wakes it at once. Its listeners
+    are ``_Listener``s, so a stop or a reload logs no ``Bad file descriptor``."""
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)  # type: ignore[misc]
         self._notify_waiter_done()  # type: ignore[attr-defined]
+
+    def run(self) -> None:
+        self.sockets = [_Listener(listener) for listener in self.sockets]  # type: ignore[has-type]
+        super().run()  # type: ignore[misc]
+
+
+class _Listener:
+    """A gunicorn listener as the worker's server sees it. When the server stops, uvloop closes the
+    descriptor itself, then calls ``close()``: gunicorn's listener would close it again and log
+    ``Error while closing socket [Errno 9] Bad file descriptor`` at every stop and reload."""
+
+    def __init__(self, listener: Any) -> None:
+        self._listener = listener
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._listener, name)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.sock.close()
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
