@@ -3,6 +3,7 @@ from botkit.app.bot import Bot
 from botkit.app.config import Config, env, load_config
 from botkit.core.errors import BotkitError, ConfigError, SendError, SkipSave, StoreUnavailable
 from botkit.core.events import Event
+from botkit.core.messages import Button, Buttons, Card, Cards, File, Image, Location, Message, QuickReplies, Text, Typing
 from botkit.core.session import Session
 from botkit.engine.context import Context
 from botkit.flows.router import Flows
@@ -10,15 +11,26 @@ from botkit.flows.router import Flows
 __all__ = [
     "Bot",
     "BotkitError",
+    "Button",
+    "Buttons",
+    "Card",
+    "Cards",
     "Config",
     "ConfigError",
     "Context",
     "Event",
+    "File",
     "Flows",
+    "Image",
+    "Location",
+    "Message",
+    "QuickReplies",
     "SendError",
     "Session",
     "SkipSave",
     "StoreUnavailable",
+    "Text",
+    "Typing",
     "env",
     "load_config",
 ]

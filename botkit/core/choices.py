@@ -2,8 +2,10 @@
 
 - The numbered list of the text fallback (SMS, WhatsApp through Twilio) and the titles of reply
   keyboards (Telegram's quick replies, Teams' suggested actions) are *offered*: the next message that is
-  one of the numbers or titles becomes the ``payload`` event of that button. Any message ends the offer,
-  so a number with no list pending stays plain text.
+  one of the numbers or titles becomes the ``payload`` event of that button. Lists sent before the user's
+  next message are numbered on (the second list of a turn starts at 3 when the first had 2), so every
+  number names one button. Any message of the user ends the offer, so a number with no list pending
+  stays plain text.
 - A payload too long for the platform (Telegram's 64-byte ``callback_data``) is *kept*: the button
   carries a short token and the press is mapped back to the payload.
 """
@@ -23,19 +25,23 @@ TOKEN_PREFIX = "~bk"
 """Starts every kept payload's token; a payload that itself starts so is kept too, never sent as is."""
 KEPT = 200
 """Long payloads remembered per session, the oldest forgotten first."""
-USER_MESSAGES = frozenset({"text", "payload", "image", "audio", "video", "file", "location", "sticker"})
-"""What the user says: any of them ends an offer."""
+USER_MESSAGES = frozenset({"text", "image", "audio", "video", "file", "location", "sticker"})
+"""What the user says: any of them ends an offer (a press of another button does not: a reply keyboard
+stays up beside an inline one)."""
+
+
+def next_number(session: Session | None) -> int:
+    """The number the next offered button gets."""
+    return 1 + len((session.parts.get(PART) or {}).get("offered") or []) if session is not None else 1
 
 
 def offer(session: Session | None, buttons: Sequence[Button]) -> None:
-    """Remember the postback buttons just listed, replacing any earlier offer."""
+    """Remember the postback buttons just listed, after those offered since the user's last message."""
     if session is None:
         raise BotkitError("a numbered list of buttons needs the conversation's session (send it through the context)")
     offered = [[b.title, b.payload] for b in buttons if b.payload is not None]
     if offered:
-        session.part(PART)["offered"] = offered
-    else:
-        session.part(PART).pop("offered", None)
+        session.part(PART).setdefault("offered", []).extend(offered)
 
 
 def keep(session: Session | None, payload: str) -> str:

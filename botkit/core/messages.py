@@ -172,13 +172,13 @@ def card_lines(card: Card) -> list[str]:
     return [line for line in (card.title, card.subtitle, card.image) if line]
 
 
-def cards_text(cards: Sequence[Card]) -> Numbered:
+def cards_text(cards: Sequence[Card], start: int = 1) -> Numbered:
     """Cards as one text: each card's title, subtitle and image link, then its buttons, numbered on
     across the cards so that every number names one button."""
     parts: list[str] = []
     offered: list[Button] = []
     for card in cards:
-        listed = numbered("\n".join(card_lines(card)), card.button_list, start=len(offered) + 1)
+        listed = numbered("\n".join(card_lines(card)), card.button_list, start=start + len(offered))
         parts.append(listed.text)
         offered.extend(listed.offered)
     return Numbered("\n\n".join(parts), offered)

@@ -29,7 +29,7 @@ class Sender:
         raise NotImplementedError
 
     async def send_buttons(self, text: str, buttons: Sequence[Button], **options: Any) -> Any:
-        listed = numbered(text, buttons)
+        listed = numbered(text, buttons, choices.next_number(self.session))
         choices.offer(self.session, listed.offered)
         return await self.send_text(listed.text, **options)
 
@@ -46,7 +46,7 @@ class Sender:
         return await self.send_cards([card], **options)
 
     async def send_cards(self, cards: Sequence[Card], **options: Any) -> Any:
-        listed = cards_text(cards)
+        listed = cards_text(cards, choices.next_number(self.session))
         choices.offer(self.session, listed.offered)
         return await self.send_text(listed.text, **options)
 
