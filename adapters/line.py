@@ -260,11 +260,13 @@ class LineSender(Sender):
         return await self.send_cards([card], **fields)
 
     async def send_cards(self, cards: Sequence[Card], **fields: Any) -> Any:
-        """A carousel template when every card has a subtitle and 1 to 3 buttons, as many on each card
-        (the template's rules), and fits its lengths; else a Flex carousel (up to 12 bubbles a message)."""
+        """A carousel template when every card has a subtitle and 1 to 3 buttons, as many on each card,
+        and all or none an image (the template's rules), and fits its lengths; else a Flex carousel (up to
+        12 bubbles a message)."""
         alt = shorten(", ".join(card.title for card in cards), MAX_ALT_TEXT)
         counts = {len(card.button_list) for card in cards}
         fits = (len(counts) == 1 and 1 <= counts.pop() <= MAX_COLUMN_ACTIONS and len(cards) <= MAX_COLUMNS
+                and len({bool(c.image) for c in cards}) == 1
                 and all(c.subtitle and len(c.subtitle) <= MAX_COLUMN_TEXT_SHORT for c in cards))
         if fits:
             columns = [self._column(card) for card in cards]

@@ -151,6 +151,10 @@ class TeamsAdapter(Adapter):
             raise
 
 
+MAX_SUGGESTED = 3
+"""Suggested actions Teams shows (https://learn.microsoft.com/microsoftteams/platform/bots/how-to/conversations/suggested-actions)."""
+
+
 class TeamsSender(Sender):
     """Sends into one conversation: replies to the activity being handled, or starts a message."""
 
@@ -211,9 +215,11 @@ class TeamsSender(Sender):
 
     async def send_quick_replies(self, text: str, replies: Sequence[Button], **options: Any) -> Any:
         """Suggested actions (imBack: tapping one says its title, which comes back as its payload); links
-        are written into the text. Teams shows them in one-on-one chats."""
+        are written into the text. Teams shows the first three only: more go as a hero card's buttons."""
         links = [r for r in replies if r.url is not None]
         offered = [r for r in replies if r.url is None]
+        if len(offered) > MAX_SUGGESTED:
+            return await self.send_buttons(text, replies, **options)
         choices.offer(self.session, offered)
         actions = [{"type": "imBack", "title": r.title, "value": r.title} for r in offered]
         return await self.send_text(numbered(text, links).text if links else text, suggestedActions={"actions": actions}, **options)
