@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from botkit import Buttons, Card, Cards, File, Image, Location, QuickReplies, Text, Typing
+from botkit import Button, Buttons, Card, Cards, File, Image, Location, QuickReplies, Text, Typing
+from botkit.core.messages import as_buttons
 from botkit.shell.console import Console
 from botkit.testing import CHANNELS, BotTester
 from tests.support import make_config, test_bot
@@ -119,6 +120,26 @@ async def test_a_200_byte_payload_round_trips_through_a_telegram_button(tmp_path
         assert len(data[0].encode()) <= 64 and data[0] != long and data[1] == "NO"
         assert [m.text for m in await bot.press("Yes")] == ["200 True"]
         assert [m.text for m in await bot.press("No")] == ["2 False"]
+
+
+@pytest.mark.parametrize("channel", ["messenger", "line", "whatsapp.cloud", "teams", "web"])
+async def test_a_payload_longer_than_the_platform_takes_round_trips_on_every_channel_with_buttons(tmp_path, channel):
+    long = "P" * 1500
+
+    async def order(context):
+        if context.event.type == "payload":
+            await context.send_text(f"{len(context.event.payload)} {context.event.payload == long}")
+        else:
+            await context.send_buttons("Confirm?", [("Yes", long)])
+
+    async with BotTester(make_config(tmp_path, app=order), channel=channel) as bot:
+        await bot.send("hi")
+        assert [m.text for m in await bot.press("Yes")] == ["1500 True"]
+
+
+def test_buttons_as_json_gives_them_back_pairs_stay_pairs_and_lists_of_buttons_are_rows():
+    assert as_buttons([["Yes", "YES"], [("A", "a"), {"title": "B", "url": "https://b.example/"}]]) == (
+        Button("Yes", "YES"), Button("A", "a"), Button("B", url="https://b.example/"))
 
 
 async def test_telegram_quick_replies_with_pairs_show_titles_and_come_back_as_payloads(tmp_path):

@@ -60,11 +60,16 @@ def as_buttons(items: Sequence[ButtonLike] | Any) -> tuple[Button, ...]:
         raise ValueError(f"buttons are a list, not {type(items).__name__}")
     flat: list[Any] = []
     for item in items:  # a list of buttons inside the list is a row (Telegram's keyboards); rows are flattened
-        flat.extend(item if isinstance(item, list) else [item])
+        flat.extend(item if isinstance(item, list) and not _is_pair(item) else [item])
     return tuple(as_button(item) for item in flat)
 
 
 MAX_CARD_BUTTONS = 3
+
+
+def _is_pair(item: list[Any]) -> bool:
+    """``["Yes", "YES"]``: a pair that went through JSON (``bot.send`` through the inbox), not a row."""
+    return len(item) == 2 and all(isinstance(part, str) for part in item)
 
 
 @dataclass(frozen=True, slots=True)

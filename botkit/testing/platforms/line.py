@@ -175,6 +175,11 @@ def _problem(message: Any) -> str | None:
         return "location: title, address, latitude and longitude are required"
     if kind == "flex" and not (message.get("altText") and isinstance(message.get("contents"), dict)):
         return "flex: altText and contents are required"
+    template = message.get("template") or {}
+    actions = [*(template.get("actions") or []), *(a for c in template.get("columns") or [] for a in c.get("actions") or []),
+               *((i.get("action") or {}) for i in (message.get("quickReply") or {}).get("items") or [])]
+    if any(len(str(a.get("data") or "")) > 300 for a in actions if isinstance(a, dict)):
+        return "actions[].data: Length must be between 0 and 300"
     for item in (message.get("quickReply") or {}).get("items") or []:
         if len(str((item.get("action") or {}).get("label", ""))) > 20:
             return "quickReply.items[].action.label: Length must be between 0 and 20"

@@ -129,6 +129,9 @@ def _messenger_problem(message: dict[str, Any]) -> str | None:
     for button in buttons or []:
         if len(str(button.get("title", ""))) > 20:
             return "(#100) param title must be at most 20 characters"
+    for item in [*(buttons or []), *quick, *(b for e in payload.get("elements") or [] for b in e.get("buttons") or [])]:
+        if len(str(item.get("payload") or "")) > 1000:
+            return "(#100) param payload must be at most 1000 characters"
     if payload.get("template_type") == "generic":
         elements = payload.get("elements") or []
         if not 1 <= len(elements) <= 10:
