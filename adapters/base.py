@@ -17,11 +17,13 @@ from typing import Any, ClassVar, Protocol
 import orjson
 
 from botkit.adapters.guards import replay_window
+from botkit.core import choices
 from botkit.core.errors import BadRequest, ConfigError, RequestRejected
 from botkit.core.events import Event
 from botkit.core.requests import Reply, Request
 from botkit.core.sending import Sender
 from botkit.core.session import Session
+from botkit.engine.context import Context
 from botkit.engine.dispatcher import Outcome
 from botkit.engine.middleware import Middleware
 from botkit.http import HttpClient
@@ -156,8 +158,9 @@ class Adapter:
         return Reply.text(error.reason, error.status, headers=headers)
 
     def middleware(self) -> list[Middleware]:
-        """What this channel runs around the handler (the web chat's idle reset, say)."""
-        return []
+        """What this channel runs around the handler (the web chat's idle reset, say). Every channel
+        maps the answer to a numbered list, and a long payload's token, back to the button's payload."""
+        return [choice_replies(self.name)]
 
     # -- sending -----------------------------------------------------------------------------------
 
@@ -189,6 +192,18 @@ class Adapter:
         """``botkit <channel> …``: the platform's set-up commands (webhook set/info/delete)."""
         print(f"the {self.name} channel has no commands")
         return 2
+
+
+def choice_replies(channel: str) -> Middleware:
+    """Events of ``channel`` that answer a button the bot listed become that button's ``payload`` event
+    (``botkit.core.choices``)."""
+
+    async def answer_choices(context: Context, call_next: Callable[[Context], Awaitable[Any]]) -> Any:
+        if context.event.channel == channel:
+            choices.answer(context.session, context.event)
+        return await call_next(context)
+
+    return answer_choices
 
 
 def parse_json(body: bytes) -> Any:

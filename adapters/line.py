@@ -13,7 +13,7 @@ import hmac
 import json
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from botkit.adapters.base import REQUIRED, Adapter, Sender, parse_json, require, same_secret
@@ -21,6 +21,7 @@ from botkit.adapters.guards import credential, epoch_seconds, refuse_stale
 from botkit.core.errors import SendError, Unauthorized
 from botkit.core.events import Event
 from botkit.core.keys import SessionKey
+from botkit.core.messages import Button, ButtonLike, Card, as_button, shorten
 from botkit.core.requests import Request
 
 SIGNATURE_HEADER = "X-Line-Signature"
@@ -33,6 +34,22 @@ REPLAY_WINDOW = 24 * 3600
 """LINE does not publish how long webhook redelivery (off unless turned on in the console) keeps trying;
 an event's ``timestamp`` stays the time it happened, redelivered or not. A day of room."""
 MAX_MESSAGES = 5
+MAX_QUICK_REPLIES = 13
+MAX_LABEL = 20
+MAX_POSTBACK_DATA = 300
+MAX_TEMPLATE_ACTIONS = 4
+MAX_TEMPLATE_TITLE = 40
+MAX_TEMPLATE_TEXT = 160
+MAX_TEMPLATE_TEXT_SHORT = 60
+"""A buttons template's text with a title or an image."""
+MAX_COLUMNS = 10
+MAX_COLUMN_ACTIONS = 3
+MAX_COLUMN_TEXT_SHORT = 60
+MAX_BUBBLES = 12
+MAX_ALT_TEXT = 400
+MAX_LOCATION_TEXT = 100
+"""The Messaging API's limits (https://developers.line.biz/en/reference/messaging-api/): quick reply items,
+action labels, postback data, template and carousel fields, Flex carousel bubbles, alt text."""
 """Message objects one reply or push call may carry."""
 REPLY_WINDOW = 50.0
 """Seconds after the webhook arrived during which the reply token is used. LINE: "Reply tokens must be
@@ -204,34 +221,97 @@ class LineSender(Sender):
                 raise SendError("POST", f"{self.adapter.api_base}/v2/bot/message/push", None, None, "this event has no chat to push to")
             await self.adapter.push(self.to, rest)
 
-    async def send_text(self, text: str, quick_replies: list[Any] | None = None, **fields: Any) -> Any:
-        """``quick_replies``: strings (tapping one sends it as text), ``(title, payload)`` pairs or
-        ``{"title", "payload"|"url"}`` dicts. Other keyword arguments are LINE message fields
-        (``quoteToken``, ``emojis``, ``sender``, ``quickReply``)."""
+    async def send_text(self, text: str, quick_replies: Sequence[ButtonLike | Mapping[str, Any]] | None = None, **fields: Any) -> Any:
+        """``quick_replies``: buttons shown under the message (up to 13). Other keyword arguments are LINE
+        message fields (``quoteToken``, ``emojis``, ``sender``, ``quickReply``)."""
         message: dict[str, Any] = {"type": "text", "text": text, **fields}
         if quick_replies:
-            message["quickReply"] = {"items": [{"type": "action", "action": _action(r)} for r in quick_replies]}
+            items = [q if isinstance(q, Mapping) and "type" in q else as_button(q) for q in quick_replies]
+            if len(items) > MAX_QUICK_REPLIES:
+                raise ValueError(f"LINE shows at most {MAX_QUICK_REPLIES} quick replies, not {len(items)}")
+            message["quickReply"] = {"items": [{"type": "action", "action": self._action(r)} for r in items]}
         return await self.send_message(message)
 
-    async def send_quick_replies(self, text: str, replies: list[Any], **fields: Any) -> Any:
+    async def send_quick_replies(self, text: str, replies: Sequence[Button], **fields: Any) -> Any:
+        """Quick reply postback actions: a tap shows its title in the chat and sends a ``payload`` event."""
         return await self.send_text(text, quick_replies=replies, **fields)
 
-    async def send_buttons(self, text: str, buttons: list[Any], *, title: str | None = None,
+    async def send_buttons(self, text: str, buttons: Sequence[Button], *, title: str | None = None,
                            image_url: str | None = None, alt_text: str | None = None, **fields: Any) -> Any:
-        """A buttons template (at most 4 buttons). ``alt_text`` is what notifications show (``text`` by default)."""
-        if not 1 <= len(buttons) <= 4:
-            raise ValueError(f"a LINE buttons template holds 1 to 4 buttons, not {len(buttons)}")
-        template: dict[str, Any] = {"type": "buttons", "text": text, "actions": [_action(b) for b in buttons]}
+        """A buttons template (1 to 4 buttons, text up to 160 characters, 60 with a title or image); more
+        buttons or a longer text go as a Flex bubble. ``alt_text`` is what notifications show (``text`` by default)."""
+        limit = MAX_TEMPLATE_TEXT_SHORT if title or image_url else MAX_TEMPLATE_TEXT
+        alt = shorten(alt_text or text, MAX_ALT_TEXT)
+        if len(buttons) > MAX_TEMPLATE_ACTIONS or len(text) > limit:
+            bubble = _bubble(title, text, image_url, [self._flex_button(b) for b in buttons])
+            return await self.send_message({"type": "flex", "altText": alt, "contents": bubble, **fields})
+        template: dict[str, Any] = {"type": "buttons", "text": text, "actions": [self._action(b) for b in buttons]}
         if title is not None:
-            template["title"] = title
+            template["title"] = shorten(title, MAX_TEMPLATE_TITLE)
         if image_url is not None:
             template["thumbnailImageUrl"] = image_url
-        return await self.send_message({"type": "template", "altText": alt_text or text, "template": template, **fields})
+        return await self.send_message({"type": "template", "altText": alt, "template": template, **fields})
 
-    async def send_image(self, url: str, preview_url: str | None = None, **fields: Any) -> Any:
-        """``url`` and ``preview_url`` must be HTTPS; the preview defaults to the image itself."""
-        return await self.send_message(
+    async def send_image(self, url: str, caption: str | None = None, preview_url: str | None = None, **fields: Any) -> Any:
+        """``url`` and ``preview_url`` must be HTTPS; the preview defaults to the image itself. LINE's image
+        has no caption: a caption follows as text."""
+        sent = await self.send_message(
             {"type": "image", "originalContentUrl": url, "previewImageUrl": preview_url or url, **fields})
+        if caption:
+            await self.send_text(caption)
+        return sent
+
+    async def send_card(self, card: Card, **fields: Any) -> Any:
+        return await self.send_cards([card], **fields)
+
+    async def send_cards(self, cards: Sequence[Card], **fields: Any) -> Any:
+        """A carousel template when every card has a subtitle and 1 to 3 buttons, as many on each card,
+        and all or none an image (the template's rules), and fits its lengths; else a Flex carousel (up to
+        12 bubbles a message)."""
+        alt = shorten(", ".join(card.title for card in cards), MAX_ALT_TEXT)
+        counts = {len(card.button_list) for card in cards}
+        fits = (len(counts) == 1 and 1 <= counts.pop() <= MAX_COLUMN_ACTIONS and len(cards) <= MAX_COLUMNS
+                and len({bool(c.image) for c in cards}) == 1
+                and all(c.subtitle and len(c.subtitle) <= MAX_COLUMN_TEXT_SHORT for c in cards))
+        if fits:
+            columns = [self._column(card) for card in cards]
+            return await self.send_message({"type": "template", "altText": alt,
+                                            "template": {"type": "carousel", "columns": columns}, **fields})
+        sent = None
+        for start in range(0, len(cards), MAX_BUBBLES):
+            bubbles = [_bubble(c.title, c.subtitle, c.image, [self._flex_button(b) for b in c.button_list])
+                       for c in cards[start:start + MAX_BUBBLES]]
+            contents = bubbles[0] if len(bubbles) == 1 else {"type": "carousel", "contents": bubbles}
+            sent = await self.send_message({"type": "flex", "altText": alt, "contents": contents, **fields})
+        return sent
+
+    async def send_location(self, latitude: float, longitude: float, name: str | None = None,
+                            address: str | None = None, **fields: Any) -> Any:
+        """A location message: its title and address are required (up to 100 characters each)."""
+        return await self.send_message({
+            "type": "location", "title": shorten(name or "Location", MAX_LOCATION_TEXT),
+            "address": shorten(address or f"{latitude}, {longitude}", MAX_LOCATION_TEXT),
+            "latitude": latitude, "longitude": longitude, **fields})
+
+    def _column(self, card: Card) -> dict[str, Any]:
+        column: dict[str, Any] = {"title": shorten(card.title, MAX_TEMPLATE_TITLE), "text": card.subtitle,
+                                  "actions": [self._action(b) for b in card.button_list]}
+        if card.image:
+            column["thumbnailImageUrl"] = card.image
+        return column
+
+    def _action(self, item: Button | Mapping[str, Any]) -> dict[str, Any]:
+        """A LINE action; a dict with a ``type`` is a LINE action already and is sent as it is."""
+        if not isinstance(item, Button):
+            return dict(item)
+        label = shorten(item.title, MAX_LABEL)
+        if item.url is not None:
+            return {"type": "uri", "label": label, "uri": item.url}
+        return {"type": "postback", "label": label, "data": self.fit_payload(item.payload or "", MAX_POSTBACK_DATA),
+                "displayText": shorten(item.title, MAX_POSTBACK_DATA)}
+
+    def _flex_button(self, item: Button) -> dict[str, Any]:
+        return {"type": "button", "style": "link", "height": "sm", "action": self._action(item)}
 
     async def send_sticker(self, package_id: str | int, sticker_id: str | int, **fields: Any) -> Any:
         return await self.send_message({"type": "sticker", "packageId": str(package_id), "stickerId": str(sticker_id), **fields})
@@ -273,18 +353,17 @@ def _chat_type_of(chat_id: str) -> str | None:
     return {"U": "user", "C": "group", "R": "room"}.get(chat_id[:1])
 
 
-def _action(item: Any) -> dict[str, Any]:
-    """A LINE action from the shapes every botkit channel takes for buttons and quick replies."""
-    if isinstance(item, str):
-        return {"type": "message", "label": item, "text": item}
-    if isinstance(item, (tuple, list)):
-        title, payload = item
-        return {"type": "postback", "label": title, "data": payload, "displayText": title}
-    if "type" in item:
-        return dict(item)
-    if "url" in item:
-        return {"type": "uri", "label": item["title"], "uri": item["url"]}
-    return {"type": "postback", "label": item["title"], "data": item["payload"], "displayText": item["title"]}
+def _bubble(title: str | None, text: str | None, image: str | None, buttons: list[dict[str, Any]]) -> dict[str, Any]:
+    """A Flex bubble: an image on top, the title in bold, the text, the buttons at the foot."""
+    body = [{"type": "text", "text": title, "weight": "bold", "size": "lg", "wrap": True}] if title else []
+    if text:
+        body.append({"type": "text", "text": text, "wrap": True})
+    bubble: dict[str, Any] = {"type": "bubble", "body": {"type": "box", "layout": "vertical", "contents": body}}
+    if image:
+        bubble["hero"] = {"type": "image", "url": image, "size": "full", "aspectMode": "cover"}
+    if buttons:
+        bubble["footer"] = {"type": "box", "layout": "vertical", "contents": buttons}
+    return bubble
 
 
 # -- event parsers: each fills in an Event from its LINE webhook event ------------------------------

@@ -7,7 +7,7 @@ Send API: ``POST {api_base}/me/messages?access_token=<page token>``
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from botkit.adapters.base import REQUIRED, Sender, require
@@ -16,6 +16,7 @@ from botkit.adapters.meta import GraphClient, MetaAdapter, plain_id, public_url_
 from botkit.core.errors import BadRequest, BotkitError, ConfigError
 from botkit.core.events import Event
 from botkit.core.keys import SessionKey
+from botkit.core.messages import Button, ButtonLike, Card, as_button, numbered, shorten
 from botkit.core.requests import Request
 from botkit.core.session import Session
 
@@ -27,6 +28,14 @@ WEBHOOK_FIELDS = ("messages", "messaging_postbacks", "message_deliveries", "mess
 """What ``webhook set`` subscribes to by default; add ``message_echoes`` with ``--fields`` if you want them."""
 MAX_QUICK_REPLIES = 13
 MAX_BUTTONS = 3
+"""https://developers.facebook.com/docs/messenger-platform/send-messages/templates: a button template's
+text up to 640 characters, a button title up to 20, a postback payload up to 1,000; a generic template up to
+10 elements, each title and subtitle up to 80 characters."""
+MAX_TEMPLATE_TEXT = 640
+MAX_TITLE = 20
+MAX_PAYLOAD = 1000
+MAX_ELEMENTS = 10
+MAX_ELEMENT_TEXT = 80
 REPLAY_WINDOW = 48 * 3600
 """Meta retries a failed delivery "with decreasing frequency over the next 36 hours"; 12 hours of margin."""
 
@@ -254,27 +263,82 @@ class MessengerSender(Sender):
         body = {"recipient": self._recipient(), "messaging_type": self.messaging_type, "message": message, **options}
         return await self.adapter.send(body)
 
-    async def send_text(self, text: str, quick_replies: list[Any] | None = None, **options: Any) -> Any:
+    async def send_text(self, text: str, quick_replies: Sequence[ButtonLike | Mapping[str, Any]] | None = None,
+                        **options: Any) -> Any:
+        """``quick_replies``: buttons, or Send API quick reply objects (``{"content_type": "user_email"}``)."""
         message: dict[str, Any] = {"text": text}
         if quick_replies:
-            message["quick_replies"] = _quick_replies(quick_replies)
+            message["quick_replies"] = self._quick_replies(quick_replies)
         return await self.send_message(message, **options)
 
-    async def send_quick_replies(self, text: str, replies: list[Any], **options: Any) -> Any:
-        """``replies``: titles (the payload is the title), ``(title, payload)`` pairs or ``{"title", "payload",
-        "image_url"}`` dicts; up to 13. Tapping one sends a ``payload`` event."""
-        return await self.send_text(text, quick_replies=replies, **options)
+    async def send_quick_replies(self, text: str, replies: Sequence[Button], **options: Any) -> Any:
+        """Up to 13 text quick replies (titles cut to 20 characters); a tap sends a ``payload`` event.
+        A link among them is written into the text (quick replies cannot open one)."""
+        links = [r for r in replies if r.url is not None]
+        if links:
+            text = numbered(text, links).text
+        return await self.send_text(text, quick_replies=[r for r in replies if r.url is None], **options)
 
-    async def send_buttons(self, text: str, buttons: list[Any], **options: Any) -> Any:
-        """A button template: up to 3 ``(title, payload)`` pairs, ``{"title", "payload"}`` (postback) or
-        ``{"title", "url"}`` (web_url) dicts, or Send API button objects."""
+    async def send_buttons(self, text: str, buttons: Sequence[Button], **options: Any) -> Any:
+        """A button template (1 to 3 postback or web_url buttons, text up to 640 characters); more than 3
+        buttons, all postbacks, go as quick replies."""
+        if len(buttons) > MAX_BUTTONS and all(b.url is None for b in buttons):
+            return await self.send_quick_replies(text, buttons, **options)
         if not 1 <= len(buttons) <= MAX_BUTTONS:
             raise ValueError(f"Messenger's button template takes 1 to {MAX_BUTTONS} buttons, not {len(buttons)}")
-        payload = {"template_type": "button", "text": text, "buttons": [_button(b) for b in buttons]}
+        payload = {"template_type": "button", "text": shorten(text, MAX_TEMPLATE_TEXT), "buttons": self._buttons(buttons)}
         return await self.send_message({"attachment": {"type": "template", "payload": payload}}, **options)
 
-    async def send_image(self, url: str, **options: Any) -> Any:
-        return await self.send_message({"attachment": {"type": "image", "payload": {"url": url}}}, **options)
+    async def send_image(self, url: str, caption: str | None = None, **options: Any) -> Any:
+        """Messenger's image has no caption: a caption goes first as text."""
+        if caption:
+            await self.send_text(caption)
+        return await self._attachment("image", url, **options)
+
+    async def send_file(self, url: str, name: str | None = None, **options: Any) -> Any:
+        return await self._attachment("file", url, **options)
+
+    async def send_card(self, card: Card, **options: Any) -> Any:
+        return await self.send_cards([card], **options)
+
+    async def send_cards(self, cards: Sequence[Card], **options: Any) -> Any:
+        """A generic template: up to 10 elements a message (more go in further messages)."""
+        sent = []
+        for start in range(0, len(cards), MAX_ELEMENTS):
+            elements = [self._element(card) for card in cards[start:start + MAX_ELEMENTS]]
+            payload = {"template_type": "generic", "elements": elements}
+            sent.append(await self.send_message({"attachment": {"type": "template", "payload": payload}}, **options))
+        return sent[0] if len(sent) == 1 else sent
+
+    async def _attachment(self, kind: str, url: str, **options: Any) -> Any:
+        return await self.send_message({"attachment": {"type": kind, "payload": {"url": url}}}, **options)
+
+    def _element(self, card: Card) -> dict[str, Any]:
+        element: dict[str, Any] = {"title": shorten(card.title, MAX_ELEMENT_TEXT)}
+        if card.subtitle:
+            element["subtitle"] = shorten(card.subtitle, MAX_ELEMENT_TEXT)
+        if card.image:
+            element["image_url"] = card.image
+        if card.button_list:
+            element["buttons"] = self._buttons(card.button_list)
+        return element
+
+    def _buttons(self, buttons: Sequence[Button]) -> list[dict[str, Any]]:
+        return [{"type": "web_url", "url": b.url, "title": shorten(b.title, MAX_TITLE)} if b.url is not None else
+                {"type": "postback", "title": shorten(b.title, MAX_TITLE), "payload": self.fit_payload(b.payload or "", MAX_PAYLOAD)}
+                for b in buttons]
+
+    def _quick_replies(self, replies: Sequence[ButtonLike | Mapping[str, Any]]) -> list[dict[str, Any]]:
+        if len(replies) > MAX_QUICK_REPLIES:
+            raise ValueError(f"Messenger shows at most {MAX_QUICK_REPLIES} quick replies, not {len(replies)}")
+        return [self._quick_reply(reply) for reply in replies]
+
+    def _quick_reply(self, reply: ButtonLike | Mapping[str, Any]) -> dict[str, Any]:
+        if isinstance(reply, Mapping) and "content_type" in reply:
+            return dict(reply)
+        button = as_button(reply)
+        return {"content_type": "text", "title": shorten(button.title, MAX_TITLE),
+                "payload": self.fit_payload(button.payload or button.title, MAX_PAYLOAD)}
 
     async def send_typing(self, on: bool = True, **options: Any) -> Any:
         """``options`` go beside ``sender_action`` (``messaging_type``, …)."""
@@ -320,34 +384,3 @@ def _id_of(item: dict[str, Any], field: str) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise BadRequest(f"{field}.id is of the wrong type")
     return str(value)
-
-
-def _quick_replies(replies: list[Any]) -> list[dict[str, Any]]:
-    if len(replies) > MAX_QUICK_REPLIES:
-        raise ValueError(f"Messenger shows at most {MAX_QUICK_REPLIES} quick replies, not {len(replies)}")
-    return [_quick_reply(reply) for reply in replies]
-
-
-def _quick_reply(reply: Any) -> dict[str, Any]:
-    if isinstance(reply, str):
-        return {"content_type": "text", "title": reply, "payload": reply}
-    if isinstance(reply, (tuple, list)):
-        title, payload = reply
-        return {"content_type": "text", "title": title, "payload": payload}
-    if "content_type" in reply:
-        return dict(reply)
-    quick = {"content_type": "text", "title": reply["title"], "payload": reply.get("payload", reply["title"])}
-    if reply.get("image_url"):
-        quick["image_url"] = reply["image_url"]
-    return quick
-
-
-def _button(button: Any) -> dict[str, Any]:
-    if isinstance(button, (tuple, list)):
-        title, payload = button
-        return {"type": "postback", "title": title, "payload": payload}
-    if "type" in button:
-        return dict(button)
-    if "url" in button:
-        return {"type": "web_url", "url": button["url"], "title": button["title"]}
-    return {"type": "postback", "title": button["title"], "payload": button["payload"]}

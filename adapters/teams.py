@@ -9,7 +9,7 @@ The serviceUrl only ever comes from a verified activity (directly, or kept in th
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -26,8 +26,10 @@ from botkit.adapters.botframework_auth import (
     token_url,
 )
 from botkit.adapters.guards import credential, refuse_stale
+from botkit.core import choices
 from botkit.core.errors import BotkitError, ConfigError, SendError
 from botkit.core.events import Event
+from botkit.core.messages import Button, Card, numbered
 from botkit.core.requests import Reply, Request
 from botkit.engine.dispatcher import Outcome
 
@@ -159,6 +161,10 @@ class TeamsAdapter(Adapter):
             raise
 
 
+MAX_SUGGESTED = 3
+"""Suggested actions Teams shows (https://learn.microsoft.com/microsoftteams/platform/bots/how-to/conversations/suggested-actions)."""
+
+
 class TeamsSender(Sender):
     """Sends into one conversation: replies to the activity being handled, or starts a message."""
 
@@ -211,20 +217,40 @@ class TeamsSender(Sender):
 
     send_photo = send_image
 
-    async def send_card(self, card: dict[str, Any], content_type: str = ADAPTIVE_CARD, text: str | None = None, **options: Any) -> Any:
-        """A card attachment: an Adaptive Card by default. Its ``Action.Submit`` comes back as a payload event."""
+    async def send_file(self, url: str, name: str | None = None, **options: Any) -> Any:
+        """A file attachment by URL; its content type is guessed from the URL."""
+        guessed, _ = mimetypes.guess_type(urlsplit(url).path)
+        attachment = {"contentType": guessed or "application/octet-stream", "contentUrl": url, "name": name}
+        return await self.send_activity({"attachments": [_without_none(attachment)], **options})
+
+    async def send_attachment(self, card: dict[str, Any], content_type: str = ADAPTIVE_CARD, text: str | None = None,
+                              **options: Any) -> Any:
+        """Any card attachment: an Adaptive Card by default. Its ``Action.Submit`` comes back as a payload event."""
         return await self.send_activity({"text": text, "attachments": [{"contentType": content_type, "content": card}], **options})
 
-    async def send_buttons(self, text: str, buttons: list[Any], **options: Any) -> Any:
-        """A hero card. ``buttons``: ``(title, payload)`` pairs or dicts with ``title`` and ``payload``
-        (comes back as a payload event), ``url`` (opens it) or ``text`` (the user says it)."""
+    async def send_buttons(self, text: str, buttons: Sequence[Button], **options: Any) -> Any:
+        """A hero card: postback buttons are messageBack actions (a ``payload`` event), links openUrl."""
         card = {"text": text, "buttons": [_card_action(button) for button in buttons]}
         return await self.send_activity({"attachments": [{"contentType": HERO_CARD, "content": card}], **options})
 
-    async def send_quick_replies(self, text: str, replies: list[str], **options: Any) -> Any:
-        """Suggested actions: tapping one sends it as the user's text. Teams shows the first three."""
-        actions = [{"type": "imBack", "title": reply, "value": reply} for reply in replies]
-        return await self.send_text(text, suggestedActions={"actions": actions}, **options)
+    async def send_quick_replies(self, text: str, replies: Sequence[Button], **options: Any) -> Any:
+        """Suggested actions (imBack: tapping one says its title, which comes back as its payload); links
+        are written into the text. Teams shows the first three only: more go as a hero card's buttons."""
+        links = [r for r in replies if r.url is not None]
+        offered = [r for r in replies if r.url is None]
+        if len(offered) > MAX_SUGGESTED:
+            return await self.send_buttons(text, replies, **options)
+        choices.offer(self.session, offered)
+        actions = [{"type": "imBack", "title": r.title, "value": r.title} for r in offered]
+        return await self.send_text(numbered(text, links).text if links else text, suggestedActions={"actions": actions}, **options)
+
+    async def send_card(self, card: Card, **options: Any) -> Any:
+        """A hero card: title, subtitle, image and buttons."""
+        return await self.send_activity({"attachments": [_hero(card)], **options})
+
+    async def send_cards(self, cards: Sequence[Card], **options: Any) -> Any:
+        """Hero cards side by side (``attachmentLayout: carousel``)."""
+        return await self.send_activity({"attachmentLayout": "carousel", "attachments": [_hero(c) for c in cards], **options})
 
 
 def connector_url(service_url: str, conversation_id: str, reply_to: str | None = None) -> URL:
@@ -388,15 +414,17 @@ def _media_type(attachment: dict[str, Any]) -> str:
     return "file"
 
 
-def _card_action(button: Any) -> dict[str, Any]:
-    if isinstance(button, (tuple, list)):
-        title, payload = button
-        return _message_back(title, payload)
-    if "url" in button:
-        return {"type": "openUrl", "title": button["title"], "value": button["url"]}
-    if "payload" in button:
-        return _message_back(button["title"], button["payload"])
-    return {"type": "imBack", "title": button["title"], "value": button["text"]}
+def _card_action(button: Button) -> dict[str, Any]:
+    if button.url is not None:
+        return {"type": "openUrl", "title": button.title, "value": button.url}
+    return _message_back(button.title, button.payload or "")
+
+
+def _hero(card: Card) -> dict[str, Any]:
+    content: dict[str, Any] = {"title": card.title, "subtitle": card.subtitle,
+                               "images": [{"url": card.image}] if card.image else None,
+                               "buttons": [_card_action(b) for b in card.button_list] or None}
+    return {"contentType": HERO_CARD, "content": _without_none(content)}
 
 
 def _message_back(title: str, payload: str) -> dict[str, Any]:

@@ -4,14 +4,16 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from botkit.adapters.base import REQUIRED, Adapter, Sender, parse_json, require, same_secret
 from botkit.adapters.guards import credential, epoch_seconds, refuse_stale
+from botkit.core import choices
 from botkit.core.errors import Unauthorized
 from botkit.core.events import Event
 from botkit.core.keys import SessionKey
+from botkit.core.messages import Button, Card, shorten
 from botkit.core.requests import Reply, Request
 from botkit.engine.dispatcher import Outcome
 from botkit.http import add_redaction
@@ -38,6 +40,9 @@ MAX_BODY_SIZE = 512 * 1024
 """The Bot API publishes no maximum. The largest update is a 4,096-character message (JSON-escaped) with
 its entities, the message it replies to and its quote, an inline keyboard: under 200 KB."""
 EDITS = ("edited_message", "edited_channel_post")
+MAX_CALLBACK_DATA = 64
+"""Bytes of an inline button's ``callback_data`` (https://core.telegram.org/bots/api#inlinekeyboardbutton)."""
+MAX_CAPTION = 1024
 
 
 def telegram_retry_after(status: int, headers: Mapping[str, str], body: Any) -> float | None:
@@ -200,6 +205,10 @@ class TelegramAdapter(Adapter):
 
 
 class TelegramSender(Sender):
+    """Buttons are inline keyboards (a ``callback_data`` over 64 bytes is kept in the session and the
+    press mapped back); quick replies a one-time reply keyboard whose titles come back as payloads; a
+    card a photo with its caption and keyboard; a carousel one card after another."""
+
     def __init__(self, adapter: TelegramAdapter, chat_id: int) -> None:
         self.adapter = adapter
         self.chat_id = chat_id
@@ -212,38 +221,60 @@ class TelegramSender(Sender):
     async def send_text(self, text: str, **options: Any) -> Any:
         return await self.adapter.call("sendMessage", {"chat_id": self.chat_id, "text": text, **options})
 
-    async def send_image(self, photo: str, caption: str | None = None, **options: Any) -> Any:
-        """``photo``: a URL or a file_id."""
-        payload = {"chat_id": self.chat_id, "photo": photo, **options}
-        if caption is not None:
-            payload["caption"] = caption
-        return await self.adapter.call("sendPhoto", payload)
+    async def send_image(self, url: str, caption: str | None = None, **options: Any) -> Any:
+        """``url``: a URL or a file_id."""
+        return await self._media("sendPhoto", "photo", url, caption, **options)
 
     send_photo = send_image
+
+    async def send_file(self, url: str, name: str | None = None, **options: Any) -> Any:
+        """A document by URL (Telegram fetches it; the Bot API takes no file name with a URL: ``name`` is the caption)."""
+        return await self._media("sendDocument", "document", url, name, **options)
 
     async def send_typing(self, **options: Any) -> Any:
         """``options``: sendChatAction's other parameters (``message_thread_id``, …)."""
         return await self.adapter.call("sendChatAction", {"chat_id": self.chat_id, "action": "typing", **options})
 
-    async def send_buttons(self, text: str, buttons: list[Any], **options: Any) -> Any:
-        """An inline keyboard. ``buttons``: ``(title, payload)`` pairs or ``{"title", "payload"|"url"}``
-        dicts, one row each; a list of them is a row."""
-        rows = [[_inline_button(b) for b in row] if isinstance(row, list) else [_inline_button(row)] for row in buttons]
-        return await self.send_text(text, reply_markup={"inline_keyboard": rows}, **options)
+    async def send_buttons(self, text: str, buttons: Sequence[Button], **options: Any) -> Any:
+        """An inline keyboard, one button a row."""
+        return await self.send_text(text, reply_markup=self._keyboard(buttons), **options)
 
-    async def send_quick_replies(self, text: str, replies: list[str], **options: Any) -> Any:
-        """A one-time reply keyboard: tapping a reply sends it as text."""
-        keyboard = {"keyboard": [[{"text": r}] for r in replies], "one_time_keyboard": True, "resize_keyboard": True}
+    async def send_quick_replies(self, text: str, replies: Sequence[Button], **options: Any) -> Any:
+        """A one-time reply keyboard: tapping a reply says its title, which comes back as its payload."""
+        choices.offer(self.session, replies)
+        keyboard = {"keyboard": [[{"text": r.title}] for r in replies], "one_time_keyboard": True, "resize_keyboard": True}
         return await self.send_text(text, reply_markup=keyboard, **options)
 
+    async def send_card(self, card: Card, **options: Any) -> Any:
+        buttons = card.button_list
+        if buttons:
+            options["reply_markup"] = self._keyboard(buttons)
+        text = "\n".join(line for line in (card.title, card.subtitle) if line)
+        if card.image:
+            return await self._media("sendPhoto", "photo", card.image, text, **options)
+        return await self.send_text(text, **options)
 
-def _inline_button(button: Any) -> dict[str, str]:
-    if isinstance(button, (tuple, list)):
-        title, payload = button
-        return {"text": title, "callback_data": payload}
-    if "url" in button:
-        return {"text": button["title"], "url": button["url"]}
-    return {"text": button["title"], "callback_data": button["payload"]}
+    async def send_cards(self, cards: Sequence[Card], **options: Any) -> Any:
+        return [await self.send_card(card, **options) for card in cards]
+
+    async def send_location(self, latitude: float, longitude: float, name: str | None = None,
+                            address: str | None = None, **options: Any) -> Any:
+        """A venue when it has a name and an address, else a location pin."""
+        payload: dict[str, Any] = {"chat_id": self.chat_id, "latitude": latitude, "longitude": longitude, **options}
+        if name and address:
+            return await self.adapter.call("sendVenue", {**payload, "title": name, "address": address})
+        return await self.adapter.call("sendLocation", payload)
+
+    async def _media(self, method: str, field: str, url: str, caption: str | None, **options: Any) -> Any:
+        payload = {"chat_id": self.chat_id, field: url, **options}
+        if caption:
+            payload["caption"] = shorten(caption, MAX_CAPTION)
+        return await self.adapter.call(method, payload)
+
+    def _keyboard(self, buttons: Sequence[Button]) -> dict[str, Any]:
+        rows = [[{"text": b.title, "url": b.url} if b.url is not None else
+                 {"text": b.title, "callback_data": self.fit_payload(b.payload or "", MAX_CALLBACK_DATA)}] for b in buttons]
+        return {"inline_keyboard": rows}
 
 
 def _chat_and_user(value: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:

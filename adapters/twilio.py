@@ -342,7 +342,9 @@ class TwilioWhatsAppAdapter(TwilioAdapter):
 
 
 class TwilioSender(Sender):
-    """Sends to one phone number through the Messages API; each send returns Twilio's Message resource."""
+    """Sends to one phone number through the Messages API; each send returns Twilio's Message resource.
+    Buttons, quick replies and cards are the numbered-list fallback (``botkit.core.sending``): WhatsApp
+    through Twilio has buttons only as approved Content templates (``send_template``)."""
 
     def __init__(self, adapter: TwilioAdapter, to: str, reply_to: str | None = None) -> None:
         self.adapter = adapter
@@ -367,6 +369,13 @@ class TwilioSender(Sender):
     async def send_image(self, url: str, caption: str | None = None, **options: Any) -> Any:
         """An MMS (SMS, in the US and Canada) or a WhatsApp image: Twilio fetches ``url``."""
         return await self._create(caption or "", media_url=url, **options)
+
+    async def send_file(self, url: str, name: str | None = None, **options: Any) -> Any:
+        """WhatsApp: a document Twilio fetches from ``url``, ``name`` as its text. SMS: a link (MMS carries
+        images, not documents)."""
+        if not isinstance(self.adapter, TwilioWhatsAppAdapter):
+            return await super().send_file(url, name, **options)
+        return await self._create(name or "", media_url=url, **options)
 
     async def send_template(self, content_sid: str, variables: Mapping[str, Any] | None = None, **options: Any) -> Any:
         """A Content API template (HX…): WhatsApp's buttons and quick replies, and what WhatsApp allows

@@ -282,7 +282,7 @@ class WebAdapter(Adapter):
         return _json({"messages": inband})
 
     def middleware(self) -> list[Middleware]:
-        return [self._guard]
+        return [*super().middleware(), self._guard]
 
     async def _guard(self, context: Context, call_next: Callable[[Context], Awaitable[Any]]) -> Any:
         """Under the session's lock, around the handler. Before a chat message: once more sure the session

@@ -2,14 +2,18 @@
 
 ``{"type": "text", "text", "at"}``; ``{"type": "quick_replies", "text", "replies": [{"title", "payload"}], "at"}``;
 ``{"type": "buttons", "text", "buttons": [{"title", "payload"} | {"title", "url"}], "at"}``;
-``{"type": "image", "url", "caption"?, "at"}``. ``at`` is the send time in seconds since the epoch.
+``{"type": "image", "url", "caption"?, "at"}``; ``{"type": "file", "url", "name"?, "at"}``;
+``{"type": "card", "title", "subtitle"?, "image"?, "buttons", "at"}``; ``{"type": "cards", "cards": [card …], "at"}``;
+``{"type": "location", "latitude", "longitude", "name"?, "address"?, "url" (a map), "text", "at"}``.
+``at`` is the send time in seconds since the epoch.
 """
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from botkit.adapters.base import Sender
+from botkit.core.messages import Button, Card, map_link
 
 Message = dict[str, Any]
 
@@ -33,16 +37,13 @@ class WebSender(Sender):
         """Platform options of other channels (``parse_mode``, …) are accepted and ignored."""
         return await self._send({"type": "text", "text": _text(text)})
 
-    async def send_quick_replies(self, text: str, replies: list[Any], **options: Any) -> Message:
-        """``replies``: strings (title and payload alike), ``(title, payload)`` pairs or
-        ``{"title", "payload"}`` dicts. The page shows them under the message until the user answers."""
-        return await self._send({"type": "quick_replies", "text": _text(text), "replies": [_choice(r, links=False) for r in replies]})
+    async def send_quick_replies(self, text: str, replies: Sequence[Button], **options: Any) -> Message:
+        """The page shows them under the message until the user answers."""
+        return await self._send({"type": "quick_replies", "text": _text(text), "replies": [_choice(r) for r in replies]})
 
-    async def send_buttons(self, text: str, buttons: list[Any], **options: Any) -> Message:
-        """``buttons``: ``(title, payload)`` pairs or ``{"title", "payload"|"url"}`` dicts; a list of them
-        is a row (rows are flattened: the page wraps buttons to its width)."""
-        flat = [b for item in buttons for b in (item if isinstance(item, list) else [item])]
-        return await self._send({"type": "buttons", "text": _text(text), "buttons": [_choice(b, links=True) for b in flat]})
+    async def send_buttons(self, text: str, buttons: Sequence[Button], **options: Any) -> Message:
+        """The page wraps buttons to its width."""
+        return await self._send({"type": "buttons", "text": _text(text), "buttons": [_choice(b) for b in buttons]})
 
     async def send_image(self, url: str, caption: str | None = None, **options: Any) -> Message:
         message: Message = {"type": "image", "url": _text(url)}
@@ -51,6 +52,28 @@ class WebSender(Sender):
         return await self._send(message)
 
     send_photo = send_image
+
+    async def send_file(self, url: str, name: str | None = None, **options: Any) -> Message:
+        message: Message = {"type": "file", "url": _text(url)}
+        if name is not None:
+            message["name"] = _text(name)
+        return await self._send(message)
+
+    async def send_card(self, card: Card, **options: Any) -> Message:
+        return await self._send({"type": "card", **_card(card)})
+
+    async def send_cards(self, cards: Sequence[Card], **options: Any) -> Message:
+        return await self._send({"type": "cards", "cards": [_card(card) for card in cards]})
+
+    async def send_location(self, latitude: float, longitude: float, name: str | None = None,
+                            address: str | None = None, **options: Any) -> Message:
+        message: Message = {"type": "location", "latitude": latitude, "longitude": longitude,
+                            "url": map_link(latitude, longitude), "text": name or address or f"{latitude}, {longitude}"}
+        if name is not None:
+            message["name"] = _text(name)
+        if address is not None:
+            message["address"] = _text(address)
+        return await self._send(message)
 
     async def send_typing(self, **options: Any) -> None:
         """The page shows its own indicator while an answer is on its way."""
@@ -62,15 +85,17 @@ def _text(value: Any) -> str:
     return value
 
 
-def _choice(item: Any, *, links: bool) -> dict[str, str]:
-    if isinstance(item, str):
-        return {"title": item, "payload": item}
-    if isinstance(item, (tuple, list)) and len(item) == 2:
-        return {"title": _text(item[0]), "payload": _text(item[1])}
-    if isinstance(item, dict) and isinstance(item.get("title"), str):
-        if links and isinstance(item.get("url"), str):
-            return {"title": item["title"], "url": item["url"]}
-        if isinstance(item.get("payload"), str):
-            return {"title": item["title"], "payload": item["payload"]}
-    wanted = '{"title", "payload"|"url"}' if links else '{"title", "payload"}'
-    raise ValueError(f"a button must be a (title, payload) pair or a {wanted} dict, not {item!r}")
+def _choice(button: Button) -> dict[str, str]:
+    if button.url is not None:
+        return {"title": button.title, "url": button.url}
+    return {"title": button.title, "payload": button.payload or ""}
+
+
+def _card(card: Card) -> dict[str, Any]:
+    shown: dict[str, Any] = {"title": card.title}
+    if card.subtitle is not None:
+        shown["subtitle"] = card.subtitle
+    if card.image is not None:
+        shown["image"] = card.image
+    shown["buttons"] = [_choice(b) for b in card.button_list]
+    return shown

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from botkit.adapters.base import REQUIRED, Sender, require
@@ -19,6 +19,7 @@ from botkit.adapters.meta import GraphClient, MetaAdapter, plain_id, public_url_
 from botkit.core.errors import BadRequest, BotkitError, ConfigError
 from botkit.core.events import Event
 from botkit.core.keys import SessionKey
+from botkit.core.messages import Button, Card, numbered, shorten
 from botkit.core.requests import Request
 
 NO_USER_KEY = "whatsapp:_"
@@ -26,6 +27,16 @@ NO_USER_KEY = "whatsapp:_"
 MEDIA_TYPES = {"image": "image", "audio": "audio", "video": "video", "document": "file", "sticker": "sticker"}
 MEDIA_FIELDS = ("id", "mime_type", "sha256", "filename", "voice", "animated")
 MAX_BUTTONS = 3
+MAX_TITLE = 20
+MAX_BUTTON_ID = 256
+MAX_ROWS = 10
+MAX_ROW_TITLE = 24
+MAX_ROW_ID = 200
+MAX_INTERACTIVE_TEXT = 1024
+MAX_CAPTION = 1024
+"""https://developers.facebook.com/docs/whatsapp/cloud-api/messages/interactive-reply-buttons-messages and
+…/interactive-list-messages: 3 reply buttons (title 20 characters, id 256), a list of 10 rows (title 24
+characters, id 200), a body of 1,024 characters."""
 REPLAY_WINDOW = 8 * 24 * 3600
 """The Cloud API retries a failed delivery for up to 7 days; a day of margin."""
 
@@ -226,20 +237,72 @@ class WhatsAppCloudSender(Sender):
 
     async def send_image(self, url: str, caption: str | None = None, **options: Any) -> Any:
         content = {"link": url}
-        if caption is not None:
-            content["caption"] = caption
+        if caption:
+            content["caption"] = shorten(caption, MAX_CAPTION)
         return await self.send_message("image", content, **options)
 
-    async def send_buttons(self, text: str, buttons: list[Any], **options: Any) -> Any:
-        """Interactive reply buttons: up to 3 titles (the id is the title), ``(title, id)`` pairs or
-        ``{"title", "payload"|"id"}`` dicts. Tapping one sends a ``payload`` event carrying the id."""
-        if not 1 <= len(buttons) <= MAX_BUTTONS:
-            raise ValueError(f"WhatsApp shows 1 to {MAX_BUTTONS} reply buttons, not {len(buttons)}")
-        interactive = {"type": "button", "body": {"text": text},
-                       "action": {"buttons": [{"type": "reply", "reply": _reply(b)} for b in buttons]}}
-        return await self.send_message("interactive", interactive, **options)
+    async def send_file(self, url: str, name: str | None = None, **options: Any) -> Any:
+        """A document WhatsApp fetches from ``url``, shown with ``name``."""
+        content = {"link": url}
+        if name:
+            content["filename"] = name
+        return await self.send_message("document", content, **options)
 
-    send_quick_replies = send_buttons
+    async def send_location(self, latitude: float, longitude: float, name: str | None = None,
+                            address: str | None = None, **options: Any) -> Any:
+        content: dict[str, Any] = {"latitude": latitude, "longitude": longitude}
+        if name:
+            content["name"] = name
+        if address:
+            content["address"] = address
+        return await self.send_message("location", content, **options)
+
+    async def send_buttons(self, text: str, buttons: Sequence[Button], *, list_button: str = "Choose",
+                           header: dict[str, Any] | None = None, **options: Any) -> Any:
+        """Interactive reply buttons (up to 3, titles cut to 20 characters), a list for 4 to 10 (its
+        ``list_button`` opens it); a tap sends a ``payload`` event. A single link is a call-to-action URL
+        button; links beside reply buttons are written into the text."""
+        replies = [b for b in buttons if b.url is None]
+        links = [b for b in buttons if b.url is not None]
+        action: dict[str, Any]
+        if len(links) == 1 and not replies:
+            action = {"name": "cta_url", "parameters": {"display_text": shorten(links[0].title, MAX_TITLE), "url": links[0].url}}
+            return await self._interactive("cta_url", text, action, header, **options)
+        if links:
+            text = numbered(text, links).text
+        if not replies:
+            return await self.send_text(text, **options)
+        if len(replies) <= MAX_BUTTONS:
+            action = {"buttons": [{"type": "reply", "reply": {"id": self.fit_payload(b.payload or "", MAX_BUTTON_ID),
+                                                              "title": shorten(b.title, MAX_TITLE)}} for b in replies]}
+            return await self._interactive("button", text, action, header, **options)
+        if len(replies) > MAX_ROWS:
+            raise ValueError(f"WhatsApp lists hold at most {MAX_ROWS} rows, not {len(replies)}")
+        rows = [{"id": self.fit_payload(b.payload or "", MAX_ROW_ID), "title": shorten(b.title, MAX_ROW_TITLE)} for b in replies]
+        action = {"button": shorten(list_button, MAX_TITLE), "sections": [{"rows": rows}]}
+        return await self._interactive("list", text, action, None, **options)
+
+    async def send_quick_replies(self, text: str, replies: Sequence[Button], **options: Any) -> Any:
+        return await self.send_buttons(text, replies, **options)
+
+    async def send_card(self, card: Card, **options: Any) -> Any:
+        """Interactive buttons under the card's image; without buttons, the image with its caption."""
+        text = "\n".join(line for line in (card.title, card.subtitle) if line)
+        buttons = card.button_list
+        if not buttons:
+            return await (self.send_image(card.image, text, **options) if card.image else self.send_text(text, **options))
+        header = {"type": "image", "image": {"link": card.image}} if card.image else None
+        return await self.send_buttons(text, buttons, header=header, **options)
+
+    async def send_cards(self, cards: Sequence[Card], **options: Any) -> Any:
+        return [await self.send_card(card, **options) for card in cards]
+
+    async def _interactive(self, kind: str, text: str, action: dict[str, Any], header: dict[str, Any] | None,
+                           **options: Any) -> Any:
+        interactive: dict[str, Any] = {"type": kind, "body": {"text": shorten(text, MAX_INTERACTIVE_TEXT)}, "action": action}
+        if header is not None:
+            interactive["header"] = header
+        return await self.send_message("interactive", interactive, **options)
 
     async def send_typing(self, **options: Any) -> Any:
         """Mark the message being answered as read and show "typing…" (until the reply, at most 25 s).
@@ -280,12 +343,3 @@ def _type_message(event: Event, message: dict[str, Any]) -> None:
         event.data.update({f: content.get(f) for f in ("latitude", "longitude", "name", "address", "url")})
     else:
         event.data["message_type"] = kind
-
-
-def _reply(button: Any) -> dict[str, str]:
-    if isinstance(button, str):
-        return {"id": button, "title": button}
-    if isinstance(button, (tuple, list)):
-        title, reply_id = button
-        return {"id": reply_id, "title": title}
-    return {"id": button.get("payload", button.get("id", button["title"])), "title": button["title"]}

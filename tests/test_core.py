@@ -107,7 +107,7 @@ async def test_the_transcript_is_read_when_asked_and_session_history_says_so_bef
 
 async def test_a_send_the_channel_lacks_is_a_clear_error(tmp_path, caplog):
     async def handler(context):
-        await context.send_carousel([])
+        await context.send_native("carousel", [])
 
     bot = make_bot(tmp_path, handler)
     await run(bot)

@@ -382,14 +382,14 @@ async def test_quick_replies_buttons_image_and_sticker_are_line_message_objects(
         await context.send_quick_replies("Pick", ["Yes", ("No", "ANSWER_NO")])
         await context.send_buttons("Menu", [("Buy", "BUY"), {"title": "Docs", "url": "https://example.com"}], title="Shop")
         await context.send_image("https://example.com/cat.jpg")
-        await context.send_sticker(446, 1988)
+        await context.send_native("sticker", 446, 1988)
 
     async with Served(line_bot(fake_api, tmp_path, handler)) as served:
         await post(served, webhook(text()))
     [call] = fake_api.calls
     quick, buttons, image, sticker = call.json["messages"]
     assert quick == {"type": "text", "text": "Pick", "quickReply": {"items": [
-        {"type": "action", "action": {"type": "message", "label": "Yes", "text": "Yes"}},
+        {"type": "action", "action": {"type": "postback", "label": "Yes", "data": "Yes", "displayText": "Yes"}},
         {"type": "action", "action": {"type": "postback", "label": "No", "data": "ANSWER_NO", "displayText": "No"}}]}}
     assert buttons == {"type": "template", "altText": "Menu", "template": {
         "type": "buttons", "text": "Menu", "title": "Shop", "actions": [

@@ -259,18 +259,22 @@ async def test_quick_replies_buttons_image_and_typing_call_the_send_api(fake_api
     assert all(b["messaging_type"] == "RESPONSE" and b["recipient"] == {"id": PSID} for b in bodies[1:])
 
 
-async def test_too_many_buttons_fail_in_the_handler_before_any_call(fake_api, tmp_path):
+async def test_more_than_three_buttons_go_as_quick_replies_and_with_a_link_fail_before_any_call(fake_api, tmp_path):
     caught = []
 
     async def handler(context):
+        await context.send_buttons("Pick", [(str(n), f"P{n}") for n in range(4)])
         try:
-            await context.send_buttons("Pick", [(str(n), str(n)) for n in range(4)])
+            await context.send_buttons("Pick", [(str(n), str(n)) for n in range(3)] + [{"title": "Docs", "url": "https://x.example"}])
         except ValueError as exc:
             caught.append(exc)
 
     async with Served(messenger_bot(fake_api, tmp_path, handler)) as served:
         await post(served, webhook(message("hi")))
-    assert caught and fake_api.calls == []
+    [call] = fake_api.calls
+    assert call.json["message"] == {"text": "Pick", "quick_replies": [
+        {"content_type": "text", "title": str(n), "payload": f"P{n}"} for n in range(4)]}
+    assert caught and "1 to 3 buttons" in str(caught[0])
 
 
 async def test_429_with_retry_after_is_retried_after_a_second(fake_api, tmp_path):

@@ -109,7 +109,7 @@ async def test_a_whatsapp_template_button_through_twilio_reaches_the_bot_as_a_pa
         if context.event.is_payload:
             await context.send_text(f"got {context.event.payload}")
         else:
-            await context.send_template("HX0123456789abcdef0123456789abcdef")
+            await context.send_native("template", "HX0123456789abcdef0123456789abcdef")
 
     async with BotTester(make_config(tmp_path, app=templates), channel="whatsapp") as bot:
         [template] = await bot.send("hi")
@@ -129,15 +129,15 @@ async def test_an_image_is_read_back_with_its_url(tmp_path, channel):
 
 PIZZA = {"title": "Pizza", "subtitle": "Margherita", "image": "https://example.com/pizza.png"}
 CARDS = {  # what send_card will send on each channel that has cards, in the platform's own shape
-    "teams": lambda context: context.send_card({
+    "teams": lambda context: context.send_native("attachment", {
         "type": "AdaptiveCard", "version": "1.5",
         "body": [{"type": "TextBlock", "text": PIZZA["title"]}, {"type": "TextBlock", "text": PIZZA["subtitle"]}],
         "actions": [{"type": "Action.Submit", "title": "Order", "data": {"payload": "ORDER"}}]}),
-    "messenger": lambda context: context.send_message({"attachment": {"type": "template", "payload": {
+    "messenger": lambda context: context.send_native("message", {"attachment": {"type": "template", "payload": {
         "template_type": "generic", "elements": [{"title": PIZZA["title"], "subtitle": PIZZA["subtitle"],
                                                   "image_url": PIZZA["image"],
                                                   "buttons": [{"type": "postback", "title": "Order", "payload": "ORDER"}]}]}}}),
-    "line": lambda context: context.send_message({"type": "template", "altText": "Pizza", "template": {
+    "line": lambda context: context.send_native("message", {"type": "template", "altText": "Pizza", "template": {
         "type": "carousel", "columns": [{"title": PIZZA["title"], "text": PIZZA["subtitle"], "thumbnailImageUrl": PIZZA["image"],
                                          "actions": [{"type": "postback", "label": "Order", "data": "ORDER"}]}]}}),
 }

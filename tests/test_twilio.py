@@ -265,7 +265,7 @@ async def test_image_template_options_and_typing(fake_api, tmp_path):
     async def handler(context):
         await context.send_typing()
         await context.send_image("https://example.com/cat.jpg", caption="a cat")
-        await context.send_template("HX" + "1" * 32, {"1": "12/1"})
+        await context.send_native("template", "HX" + "1" * 32, {"1": "12/1"})
         await context.send_text("tracked", status_callback="https://bot.example.com/status")
 
     async with Served(twilio_bot(fake_api, tmp_path, handler, channel="whatsapp", messaging_api_base=fake_api.url)) as served:

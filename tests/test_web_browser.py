@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import os
 import shutil
 from pathlib import Path
@@ -93,5 +94,36 @@ async def test_the_chat_page_counts_keeps_its_history_and_shows_what_the_bot_sta
             await expect(log).to_contain_text("Count: 1")
             assert await bot.load_session(f"web:{session_id}") is not None
             assert not (await small.request.get(served.url + "/api/history", headers={"Authorization": f"Bearer {token}"})).ok
+        finally:
+            await browser.close()
+
+
+async def every_kind(context) -> None:
+    if context.event.type == "payload":
+        await context.send_text(f"Ordered: {context.event.payload}")
+        return
+    await context.send_file("https://example.com/menu.pdf", name="menu.pdf")
+    await context.send_cards([{"title": "Pizza", "subtitle": "Margherita", "buttons": [("Order pizza", "PIZZA")]},
+                              {"title": "Pasta", "subtitle": "Carbonara", "buttons": [("Order pasta", "PASTA")]}])
+    await context.send_location(52.5163, 13.3777, name="Our shop")
+
+
+async def test_the_chat_page_shows_cards_files_and_places_and_a_card_button_sends_its_payload(tmp_path):
+    expect = playwright_api.expect
+    bot = Bot(make_config(tmp_path, channels={"web": {}}), handler=every_kind)
+    async with Served(bot) as served, playwright_api.async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page()
+            await page.goto(served.url + "/")
+            log = page.get_by_role("log")
+            await page.get_by_label("Message").fill("menu")
+            await page.get_by_label("Message").press("Enter")
+            await expect(page.get_by_role("article")).to_have_count(2)
+            await expect(page.get_by_role("article").first).to_contain_text("Margherita")
+            await expect(page.get_by_role("link", name="menu.pdf")).to_have_attribute("href", "https://example.com/menu.pdf")
+            await expect(page.get_by_role("link", name="Our shop")).to_have_attribute("href", re.compile(r"^https://www\.google\.com/maps/"))
+            await page.get_by_role("button", name="Order pasta").click()
+            await expect(log).to_contain_text("Ordered: PASTA")
         finally:
             await browser.close()

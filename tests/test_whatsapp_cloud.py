@@ -246,18 +246,22 @@ async def test_image_buttons_quick_replies_and_typing_call_the_messages_api(fake
         {"id": "S", "title": "S"}, {"id": "M", "title": "M"}, {"id": "L", "title": "L"}]
 
 
-async def test_more_than_three_buttons_fail_in_the_handler_before_any_call(fake_api, tmp_path):
+async def test_more_than_three_buttons_are_a_list_and_more_than_ten_fail_before_any_call(fake_api, tmp_path):
     caught = []
 
     async def handler(context):
+        await context.send_buttons("Pick", ["a", "b", "c", "d"])
         try:
-            await context.send_buttons("Pick", ["a", "b", "c", "d"])
+            await context.send_buttons("Pick", [str(n) for n in range(11)])
         except ValueError as exc:
             caught.append(exc)
 
     async with Served(whatsapp_bot(fake_api, tmp_path, handler)) as served:
         await post(served, webhook(value([text()])))
-    assert caught and fake_api.calls == []
+    [call] = fake_api.calls
+    assert call.json["interactive"] == {"type": "list", "body": {"text": "Pick"}, "action": {
+        "button": "Choose", "sections": [{"rows": [{"id": r, "title": r} for r in "abcd"]}]}}
+    assert caught and "at most 10 rows" in str(caught[0])
 
 
 async def test_429_with_retry_after_is_retried_after_a_second(fake_api, tmp_path):

@@ -188,6 +188,17 @@
       figure.append(image);
       if (message.caption) figure.append(element("figcaption", "", message.caption));
       bubble.append(figure);
+    } else if (message.type === "card" || message.type === "cards") {
+      bubble.classList.add("cards");
+      const list = Array.isArray(message.cards) ? message.cards : [message];
+      list.forEach((card) => bubble.append(cardOf(card)));
+    } else if ((message.type === "file" || message.type === "location") && safeUrl(message.url)) {
+      const link = element("a", "", message.type === "file" ? (message.name || message.url) : (message.text || message.url));
+      link.href = safeUrl(message.url);
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      if (message.type === "file") link.setAttribute("download", "");
+      bubble.append(link);
     } else {
       bubble.textContent = message.text ?? message.payload ?? message.url ?? "";
     }
@@ -209,6 +220,23 @@
     empty.hidden = true;
     scroller.scrollTop = scroller.scrollHeight;
     return item;
+  }
+
+  // A card: its image, title, subtitle and buttons (a card from the history has only its title).
+  function cardOf(card) {
+    const box = element("article", "card");
+    const imageUrl = card.image ? safeUrl(card.image) : null;
+    if (imageUrl) {
+      const image = element("img");
+      image.src = imageUrl;
+      image.alt = "";
+      image.loading = "lazy";
+      box.append(image);
+    }
+    box.append(element("strong", "", card.title ?? card.text ?? ""));
+    if (card.subtitle) box.append(element("p", "", card.subtitle));
+    if (Array.isArray(card.buttons) && card.buttons.length) box.append(choices(card.buttons, card.title || "Options"));
+    return box;
   }
 
   function choices(list, label, quick) {

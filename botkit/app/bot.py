@@ -310,7 +310,7 @@ class Bot:
 
         async def push(context: Context) -> None:
             try:
-                await getattr(context, f"send_{send['kind']}")(*send.get("args", ()), **send.get("options", {}))
+                await context.send_native(send["kind"], *send.get("args", ()), **send.get("options", {}))
             except Exception as exc:
                 failure.append(exc)
                 raise _raised_to_caller(context, exc) from exc
@@ -403,7 +403,7 @@ class Bot:
             if outcome is Outcome.FAILED:
                 raise BotkitError(f"sending to {session_key} failed (see the log)")
             return
-        await self._push(session_key, lambda context: getattr(context, f"send_{kind}")(*args, **options))
+        await self._push(session_key, lambda context: context.send_native(kind, *args, **options))
 
     async def _run_step(self, step: Step) -> None:
         """A due scheduled step: with an inbox it takes its turn among the session's events."""

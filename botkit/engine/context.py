@@ -3,12 +3,27 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from types import MappingProxyType
 from typing import Any, Protocol
 
 from botkit.core.events import Event
+from botkit.core.messages import (
+    ButtonLike,
+    Buttons,
+    Card,
+    Cards,
+    File,
+    Image,
+    Location,
+    Message,
+    QuickReplies,
+    Text,
+    Typing,
+    as_buttons,
+    as_card,
+)
 from botkit.core.sending import Sender
 from botkit.core.session import Session
 from botkit.engine import handoff
@@ -17,6 +32,7 @@ from botkit.engine.policy import SessionPolicy
 from botkit.engine.transcript import remember_outbound
 
 Clock = Callable[[], float]
+COMMON_KINDS = frozenset({"text", "buttons", "quick_replies", "image", "file", "card", "cards", "location", "typing"})
 
 
 class Outreach(Protocol):
@@ -80,37 +96,110 @@ class Context:
         given. The stored part is read from the store on the first call; ``session.history`` then holds it."""
         return await self.session.load_history(limit)
 
+    # -- sending: every kind on every channel (docs/messages.md) ------------------------------------
+
+    def _out(self) -> Sender:
+        self.sender.session = self.session  # where a numbered list's offer and a long payload are kept
+        return self.sender
+
+    def _sent(self, kind: str, text: str | None) -> None:
+        remember_outbound(self.session, self.policy, kind, text, self.clock())
+
     async def send_text(self, text: str, **options: Any) -> Any:
-        result = await self.sender.send_text(text, **options)
-        remember_outbound(self.session, self.policy, "text", text, self.clock())
+        result = await self._out().send_text(text, **options)
+        self._sent("text", text)
+        return result
+
+    async def send_buttons(self, text: str, buttons: Sequence[ButtonLike], **options: Any) -> Any:
+        """``buttons``: ``(title, payload)`` pairs, ``{"title", "payload"}`` or ``{"title", "url"}`` dicts;
+        a press comes back as a ``payload`` event."""
+        result = await self._out().send_buttons(text, as_buttons(buttons), **options)
+        self._sent("buttons", text)
+        return result
+
+    async def send_quick_replies(self, text: str, replies: Sequence[ButtonLike], **options: Any) -> Any:
+        """``replies``: titles (the payload is the title) or buttons; a tap comes back as a ``payload`` event."""
+        result = await self._out().send_quick_replies(text, as_buttons(replies), **options)
+        self._sent("quick_replies", text)
+        return result
+
+    async def send_image(self, url: str, caption: str | None = None, **options: Any) -> Any:
+        result = await self._out().send_image(url, caption, **options)
+        self._sent("image", url)
+        return result
+
+    async def send_file(self, url: str, name: str | None = None, **options: Any) -> Any:
+        result = await self._out().send_file(url, name, **options)
+        self._sent("file", url)
+        return result
+
+    async def send_card(self, title: str, subtitle: str | None = None, image: str | None = None,
+                        buttons: Sequence[ButtonLike] = (), **options: Any) -> Any:
+        result = await self._out().send_card(as_card(Card(title, subtitle, image, buttons)), **options)
+        self._sent("card", title)
+        return result
+
+    async def send_cards(self, cards: Sequence[Card | Mapping[str, Any]], **options: Any) -> Any:
+        """A carousel: ``Card`` objects or ``{"title", "subtitle", "image", "buttons"}`` dicts."""
+        checked = [as_card(card) for card in cards]
+        if not checked:
+            raise ValueError("send_cards needs at least one card")
+        result = await self._out().send_cards(checked, **options)
+        self._sent("cards", checked[0].title)
+        return result
+
+    async def send_location(self, latitude: float, longitude: float, name: str | None = None,
+                            address: str | None = None, **options: Any) -> Any:
+        result = await self._out().send_location(latitude, longitude, name, address, **options)
+        self._sent("location", name)
         return result
 
     async def send_typing(self, **options: Any) -> Any:
         """Show that the bot is writing (not recorded in the history); a no-op where there is no such thing."""
-        return await self.sender.send_typing(**options)
+        return await self._out().send_typing(**options)
 
     async def api(self, method: str, payload: Any = None, *, verb: str = "POST") -> Any:
         """A platform call botkit does not wrap, with the channel's auth, retries and redaction: a Bot API
         method on Telegram, a Graph path on Messenger and WhatsApp Cloud, a path on LINE, a resource of the
         account on Twilio, a connector path on Teams (docs/channels/). ``verb="GET"`` where it applies."""
-        return await self.sender.api(method, payload, verb=verb)
+        return await self._out().api(method, payload, verb=verb)
 
-    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
-        """The channel's other sends (``send_image``, ``send_buttons``, …), recorded in the history like
-        ``send_text``."""
-        if not name.startswith("send_"):
-            raise AttributeError(name)
-        method = getattr(self.sender, name, None)
+    async def send(self, message: Message, **options: Any) -> Any:
+        """Send a message object (``botkit.Buttons("Size?", [("S", "S")])`` …): for code that builds messages."""
+        match message:
+            case Text(text):
+                return await self.send_text(text, **options)
+            case Buttons(text, buttons):
+                return await self.send_buttons(text, buttons, **options)
+            case QuickReplies(text, replies):
+                return await self.send_quick_replies(text, replies, **options)
+            case Image(url, caption):
+                return await self.send_image(url, caption, **options)
+            case File(url, name):
+                return await self.send_file(url, name, **options)
+            case Card(title, subtitle, image, buttons):
+                return await self.send_card(title, subtitle, image, buttons, **options)
+            case Cards(cards):
+                return await self.send_cards(cards, **options)
+            case Location(latitude, longitude, name, address):
+                return await self.send_location(latitude, longitude, name, address, **options)
+            case Typing():
+                return await self.send_typing(**options)
+        raise TypeError(f"not a message: {message!r}")
+
+    async def send_native(self, kind: str, *args: Any, **options: Any) -> Any:
+        """A kind by name (``"buttons"`` …), or a channel's own send beyond the common kinds:
+        ``send_native("sticker", 446, 1988)`` on LINE calls its sender's ``send_sticker``."""
+        common = getattr(Context, f"send_{kind}", None)
+        if kind in COMMON_KINDS and common is not None:
+            return await common(self, *args, **options)
+        method = getattr(self._out(), f"send_{kind}", None)
         if method is None:
-            raise AttributeError(f"the {self.channel or self.platform} channel has no {name}()")
-
-        async def send(*args: Any, **kwargs: Any) -> Any:
-            result = await method(*args, **kwargs)
-            text = args[0] if args and isinstance(args[0], str) else kwargs.get("text")
-            remember_outbound(self.session, self.policy, name[5:], text, self.clock())
-            return result
-
-        return send
+            raise AttributeError(f"the {self.channel or self.platform} channel has no send_{kind}()")
+        result = await method(*args, **options)
+        text = args[0] if args and isinstance(args[0], str) else options.get("text")
+        self._sent(kind, text if isinstance(text, str) else None)
+        return result
 
     async def handoff(self, reason: str | None = None) -> None:
         """Hand the conversation to a human (docs/handoff.md): from the next event on, the handler does

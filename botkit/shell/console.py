@@ -18,7 +18,9 @@ HELP = "Type as a user. /state prints the state, /session the session record, /e
 
 
 class ConsoleSender(Sender):
-    """Prints what the bot sends as ``Bot > …`` lines."""
+    """Prints what the bot sends as ``Bot > …`` lines. Buttons, quick replies and cards are the
+    numbered-list fallback: typing a number (or a title) answers as that button's payload, and
+    ``/payload X`` sends any payload."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
@@ -33,21 +35,11 @@ class ConsoleSender(Sender):
     async def send_image(self, url: str, caption: str | None = None, **options: Any) -> None:
         self._say(f"[image] {url}" + (f" {caption}" if caption else ""))
 
-    async def send_buttons(self, text: str, buttons: list[Any], **options: Any) -> None:
-        self._say(text)
-        for button in buttons:
-            title, payload = button if isinstance(button, (tuple, list)) else (button["title"], button.get("payload"))
-            self._say(f"  [{title}] → type /payload {payload}")
+    async def send_file(self, url: str, name: str | None = None, **options: Any) -> None:
+        self._say(f"[file] {url}" + (f" {name}" if name else ""))
 
-    async def send_quick_replies(self, text: str, replies: list[Any], **options: Any) -> None:
-        titles = [reply if isinstance(reply, str) else _title(reply) for reply in replies]
-        self._say(text + "  (" + " | ".join(titles) + ")")
-
-
-def _title(item: Any) -> str:
-    if isinstance(item, (tuple, list)):
-        return str(item[0])
-    return str(item.get("title")) if isinstance(item, Mapping) else str(item)
+    async def send_typing(self, **options: Any) -> None:
+        self._say("…")
 
 
 class ConsoleChannel(Adapter):

@@ -9,6 +9,7 @@ Run it with `botkit console --config examples/flows/bot.config.py`.
 from botkit.flows.router import Flows
 
 flows = Flows()  # the entry is the first state declared: hello->say_hello
+COLOURS = [("Red", "red"), ("Green", "green"), ("Blue", "blue")]
 
 
 @flows.state("hello")
@@ -32,14 +33,16 @@ class Survey:
         await context.step_to(state="ask_colour")
 
     async def ask_colour(self, context):
-        await context.send_text(f"Nice to meet you, {context.state['name']}. What's your favourite colour?")
+        # Buttons on every channel: inline keyboards, templates, cards; a numbered list on SMS. Pressing one
+        # (or typing "2" on SMS) brings a payload event; typing a colour works too.
+        await context.send_buttons(f"Nice to meet you, {context.state['name']}. What's your favourite colour?", COLOURS)
         context.update_session_to(state="get_colour")
         # If no answer comes, nudge once; dropped if the user has answered (moved on) by then.
         delay = context.extra.get("reengage_after", 3600)
         await context.step_to_in(delay, "reengage", "nudge", unless_moved=True)
 
     async def get_colour(self, context):
-        context.set_state({"colour": (context.event.text or "").strip()})
+        context.set_state({"colour": (context.event.payload or context.event.text or "").strip()})
         await context.step_to("goodbye")
 
 

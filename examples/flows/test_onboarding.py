@@ -12,7 +12,8 @@ async def test_the_survey_asks_a_name_then_a_colour(bot_tester):
     ]
     await bot_tester.send("Ada")
     assert bot_tester.replies[-1].text == "Nice to meet you, Ada. What's your favourite colour?"
-    await bot_tester.send("blue")
+    assert bot_tester.replies[-1].titles == ["Red", "Green", "Blue"]
+    await bot_tester.press("Blue")
     assert bot_tester.replies[-1].text == "Thanks, Ada! blue it is. Say anything to start over."
     assert bot_tester.state == {"name": "Ada", "colour": "blue"}
     assert bot_tester.session.slug == "hello->say_hello"

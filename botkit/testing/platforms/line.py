@@ -160,6 +160,29 @@ def _problem(message: Any) -> str | None:
         for action in actions:
             if len(str(action.get("label", ""))) > 20:
                 return "template.actions[].label: Length must be between 0 and 20"
+    if kind == "template" and (message.get("template") or {}).get("type") == "carousel":
+        columns = (message.get("template") or {}).get("columns") or []
+        if not 1 <= len(columns) <= 10:
+            return "template.columns: Size must be between 1 and 10"
+        if len({len(c.get("actions") or []) for c in columns}) != 1:
+            return "template.columns[].actions: must be the same number in every column"
+        for column in columns:
+            if not 1 <= len(column.get("actions") or []) <= 3 or not column.get("text"):
+                return "template.columns[]: text is required and actions must be between 1 and 3"
+    if kind == "location" and not (message.get("title") and message.get("address")
+                                   and isinstance(message.get("latitude"), (int, float))
+                                   and isinstance(message.get("longitude"), (int, float))):
+        return "location: title, address, latitude and longitude are required"
+    if kind == "flex" and not (message.get("altText") and isinstance(message.get("contents"), dict)):
+        return "flex: altText and contents are required"
+    template = message.get("template") or {}
+    actions = [*(template.get("actions") or []), *(a for c in template.get("columns") or [] for a in c.get("actions") or []),
+               *((i.get("action") or {}) for i in (message.get("quickReply") or {}).get("items") or [])]
+    if any(len(str(a.get("data") or "")) > 300 for a in actions if isinstance(a, dict)):
+        return "actions[].data: Length must be between 0 and 300"
+    for item in (message.get("quickReply") or {}).get("items") or []:
+        if len(str((item.get("action") or {}).get("label", ""))) > 20:
+            return "quickReply.items[].action.label: Length must be between 0 and 20"
     items = (message.get("quickReply") or {}).get("items") or []
     if len(items) > 13:
         return "quickReply.items: Size must be between 0 and 13"

@@ -129,6 +129,18 @@ def _messenger_problem(message: dict[str, Any]) -> str | None:
     for button in buttons or []:
         if len(str(button.get("title", ""))) > 20:
             return "(#100) param title must be at most 20 characters"
+    for item in [*(buttons or []), *quick, *(b for e in payload.get("elements") or [] for b in e.get("buttons") or [])]:
+        if len(str(item.get("payload") or "")) > 1000:
+            return "(#100) param payload must be at most 1000 characters"
+    if payload.get("template_type") == "generic":
+        elements = payload.get("elements") or []
+        if not 1 <= len(elements) <= 10:
+            return "(#100) param message[attachment][payload][elements] must have 1 to 10 elements"
+        for element in elements:
+            if not element.get("title") or len(str(element["title"])) > 80 or len(str(element.get("subtitle") or "")) > 80:
+                return "(#100) param elements[title] is required, and title and subtitle at most 80 characters"
+            if len(element.get("buttons") or []) > 3 or any(len(str(b.get("title", ""))) > 20 for b in element.get("buttons") or []):
+                return "(#100) param elements[buttons] must have at most 3 elements, titles at most 20 characters"
     return None
 
 
@@ -243,4 +255,25 @@ def _whatsapp_problem(kind: str, content: dict[str, Any]) -> str | None:
                 return "(#131009) Parameter value is not valid: a button title is 1 to 20 characters"
             if not 1 <= len(str(reply.get("id", ""))) <= 256:
                 return "(#131009) Parameter value is not valid: a button id is 1 to 256 characters"
+    if kind == "interactive" and content.get("type") in ("button", "list", "cta_url"):
+        if not 1 <= len(str((content.get("body") or {}).get("text", ""))) <= 1024:
+            return "(#131009) Parameter value is not valid: body.text is 1 to 1024 characters"
+    if kind == "interactive" and content.get("type") == "list":
+        action = content.get("action") or {}
+        rows = [r for section in action.get("sections") or [] for r in section.get("rows") or []]
+        if not 1 <= len(str(action.get("button", ""))) <= 20:
+            return "(#131009) Parameter value is not valid: action.button is 1 to 20 characters"
+        if not 1 <= len(rows) <= 10:
+            return "(#131009) Parameter value is not valid: a list has 1 to 10 rows"
+        for row in rows:
+            if not 1 <= len(str(row.get("title", ""))) <= 24 or not 1 <= len(str(row.get("id", ""))) <= 200:
+                return "(#131009) Parameter value is not valid: a row title is 1 to 24 characters, its id 1 to 200"
+    if kind == "interactive" and content.get("type") == "cta_url":
+        parameters = (content.get("action") or {}).get("parameters") or {}
+        if not parameters.get("url") or not 1 <= len(str(parameters.get("display_text", ""))) <= 20:
+            return "(#131009) Parameter value is not valid: cta_url needs a url and a display_text of 1 to 20 characters"
+    if kind in ("image", "document") and not (content.get("link") or content.get("id")):
+        return f"(#131009) Parameter value is not valid: {kind} needs a link or an id"
+    if kind == "location" and not all(isinstance(content.get(f), (int, float)) for f in ("latitude", "longitude")):
+        return "(#131009) Parameter value is not valid: location needs latitude and longitude"
     return None

@@ -17,6 +17,7 @@ BOT_USER = {"id": 123456789, "is_bot": True, "first_name": "Bot", "username": "t
 METHOD = re.compile(r"/bot(?P<token>[^/]+)/(?P<method>\w+)$")
 MAX_TEXT = 4096
 MAX_CALLBACK_DATA = 64
+MAX_CAPTION = 1024
 MEDIA = {"sendPhoto": ("image", "photo"), "sendDocument": ("file", "document"), "sendAudio": ("audio", "audio"),
          "sendVoice": ("audio", "voice"), "sendVideo": ("video", "video"), "sendAnimation": ("video", "animation"),
          "sendSticker": ("sticker", "sticker")}
@@ -102,7 +103,7 @@ class TelegramPlatform(Platform):
             kind, field = MEDIA[method]
             return self.message(kind, to, body, text=body.get("caption"), url=str(body.get(field)), buttons=buttons,
                                 id=message_id)
-        if method == "sendLocation":
+        if method in ("sendLocation", "sendVenue"):
             return self.message("location", to, body, text=f"{body.get('latitude')},{body.get('longitude')}", id=message_id)
         if method.startswith("send"):
             return self.message("other", to, body, text=body.get("text") or body.get("caption"), id=message_id)
@@ -123,6 +124,12 @@ def _problem(method: str, body: dict[str, Any]) -> str | None:
             return "message is too long"
     if method in MEDIA and not body.get(MEDIA[method][1]):
         return f"there is no {MEDIA[method][1]} in the request"
+    if method in MEDIA and len(str(body.get("caption") or "")) > MAX_CAPTION:
+        return "message caption is too long"
+    if method in ("sendLocation", "sendVenue") and not all(isinstance(body.get(f), (int, float)) for f in ("latitude", "longitude")):
+        return "latitude and longitude are required"
+    if method == "sendVenue" and not (body.get("title") and body.get("address")):
+        return "title and address are required"
     markup = body.get("reply_markup")
     rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
     for row in rows or []:

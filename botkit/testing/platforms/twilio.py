@@ -22,6 +22,7 @@ WHATSAPP_NUMBER = "+14155238886"
 """Twilio's WhatsApp Sandbox number."""
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 MAX_BODY = 1600
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 
 
 def twilio_signature(url: str, params: list[tuple[str, str]], auth_token: str) -> str:
@@ -117,7 +118,8 @@ class TwilioPlatform(Platform):
         if form.get("ContentSid"):
             return self.message("template", to, form, text=form["ContentSid"], id=sid)
         if media:
-            return self.message("image", to, form, text=body, url=media[0], id=sid)
+            kind = "image" if urlsplit(media[0]).path.lower().endswith(IMAGE_SUFFIXES) else "file"
+            return self.message(kind, to, form, text=body, url=media[0], id=sid)
         return self.message("text", to, form, text=body, id=sid)
 
 
