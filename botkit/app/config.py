@@ -5,6 +5,7 @@ import importlib
 import ipaddress
 import math
 import os
+import re
 import runpy
 import sys
 import types
@@ -16,6 +17,7 @@ from typing import Any
 from botkit.core.errors import ConfigError
 
 DEFAULT_CONFIG_NAME = "bot.config.py"
+BOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 
 SESSION_DEFAULTS: dict[str, Any] = {
     "driver": "memory",
@@ -26,6 +28,8 @@ SESSION_DEFAULTS: dict[str, Any] = {
     "max_state_size": 1024 * 1024,
     "dedupe_window": 48 * 3600.0,
     "stores": {},
+    "rate_limit": None,
+    "rate_limit_notice": None,
 }
 SERVER_DEFAULTS: dict[str, Any] = {
     "host": "127.0.0.1",
@@ -40,6 +44,7 @@ SERVER_DEFAULTS: dict[str, Any] = {
     "trusted_proxies": (),
 }
 HTTP_DEFAULTS: dict[str, Any] = {"timeout": 10.0, "attempts": 4, "backoff": 0.5, "max_wait": 30.0}
+BOT_MEMORY_DEFAULTS: dict[str, Any] = {"max_value_size": 1024 * 1024}
 
 
 def env(name: str, default: Any = None) -> Any:
@@ -59,6 +64,14 @@ class Config:
     server: dict[str, Any] = field(default_factory=lambda: dict(SERVER_DEFAULTS))
     http: dict[str, Any] = field(default_factory=lambda: dict(HTTP_DEFAULTS))
     extra: dict[str, Any] = field(default_factory=dict)
+    bot_memory: dict[str, Any] = field(default_factory=lambda: dict(BOT_MEMORY_DEFAULTS))
+    name: str | None = None
+    """``name`` as bot.config.py sets it (None: unset); ``bot_name`` is what the bot is called."""
+
+    @property
+    def bot_name(self) -> str:
+        """The bot's name: ``name``, else its folder's (its routes' prefix when a server runs several bots)."""
+        return self.name or self.root.name or "bot"
 
     @property
     def enabled_channels(self) -> dict[str, dict[str, Any]]:
@@ -115,7 +128,10 @@ def config_from_mapping(settings: Mapping[str, Any], *, root: Path | None = None
         if not isinstance(channel, Mapping):
             raise ConfigError(f"channels.{name}", "must be a dict of the channel's settings")
     config.channels = {name: dict(channel) for name, channel in channels.items()}
-    config.extra = {k: v for k, v in settings.items() if k not in {"app", "initial_state", "session", "server", "http", "channels"}}
+    config.bot_memory = _section(settings, "bot_memory", BOT_MEMORY_DEFAULTS)
+    config.name = settings.get("name")
+    config.extra = {k: v for k, v in settings.items()
+                    if k not in {"app", "initial_state", "session", "server", "http", "channels", "bot_memory", "name"}}
     _validate(config)
     return config
 
@@ -150,6 +166,23 @@ def _validate(config: Config) -> None:
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         raise ConfigError("server.client_max_size", f"must be a number of bytes, not {size!r}")
     _validate_limits(config.server)
+    _validate_session_features(config)
+
+
+def _validate_session_features(config: Config) -> None:
+    """Bot memory, the rate limit on every channel, and the bot's name."""
+    size = config.bot_memory["max_value_size"]
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ConfigError("bot_memory.max_value_size", f"must be a number of bytes (0: no limit), not {size!r}")
+    limit = config.session["rate_limit"]
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigError("session.rate_limit", f"must be messages a minute (a positive whole number) or None, not {limit!r}")
+    notice = config.session["rate_limit_notice"]
+    if notice is not None and (not isinstance(notice, str) or not notice.strip()):
+        raise ConfigError("session.rate_limit_notice", f"must be a text or None, not {notice!r}")
+    name = config.name
+    if name is not None and (not isinstance(name, str) or not BOT_NAME.match(name)):
+        raise ConfigError("name", f"must be letters, digits, - or _ (at most 40; it is a URL path segment), not {name!r}")
 
 
 def _validate_limits(server: dict[str, Any]) -> None:

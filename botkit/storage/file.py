@@ -23,6 +23,7 @@ from botkit.core.errors import ConfigError, StoreUnavailable, VersionConflict
 from botkit.core.session import dumps, key_of, loads
 from botkit.storage.atomic import SUFFIX, write_atomically
 from botkit.storage.base import NOTHING, Appended, Lease, SessionStore
+from botkit.storage.bot_memory import BotMemory
 from botkit.storage.inbox import Inbox
 from botkit.storage.steps import StepStore
 
@@ -59,6 +60,11 @@ class FileStore(SessionStore):
         from botkit.storage.inbox.file import FileInbox
 
         return FileInbox(self.dirname)
+
+    def bot_memory(self) -> BotMemory:
+        from botkit.storage.bot_memory.file import FileBotMemory
+
+        return FileBotMemory(self.dirname, fsync=bool(self.settings["fsync"]))
 
     def step_store(self) -> tuple[StepStore, str | None]:
         from botkit.storage.steps.file import FileStepStore
