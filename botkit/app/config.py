@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import ipaddress
 import math
 import os
@@ -130,6 +131,8 @@ def config_from_mapping(settings: Mapping[str, Any], *, root: Path | None = None
     config.channels = {name: dict(channel) for name, channel in channels.items()}
     config.bot_memory = _section(settings, "bot_memory", BOT_MEMORY_DEFAULTS)
     config.name = settings.get("name")
+    if config.name is not None:
+        name_bot(config, config.name)
     config.extra = {k: v for k, v in settings.items()
                     if k not in {"app", "initial_state", "session", "server", "http", "channels", "bot_memory", "name"}}
     _validate(config)
@@ -180,9 +183,6 @@ def _validate_session_features(config: Config) -> None:
     notice = config.session["rate_limit_notice"]
     if notice is not None and (not isinstance(notice, str) or not notice.strip()):
         raise ConfigError("session.rate_limit_notice", f"must be a text or None, not {notice!r}")
-    name = config.name
-    if name is not None and (not isinstance(name, str) or not BOT_NAME.match(name)):
-        raise ConfigError("name", f"must be letters, digits, - or _ (at most 40; it is a URL path segment), not {name!r}")
 
 
 def _validate_limits(server: dict[str, Any]) -> None:
@@ -203,6 +203,18 @@ def _validate_limits(server: dict[str, Any]) -> None:
         except (TypeError, ValueError):
             raise ConfigError("server.trusted_proxies", f"{proxy!r} is not an IP address or network") from None
     server["trusted_proxies"] = tuple(proxies)
+
+
+def name_bot(config: Config, name: Any) -> None:
+    """Call the bot ``name``: its data moves to its own corner of the store (``botkit.storage.namespace``),
+    so that bots sharing a store never mix; its routes go under ``/<name>/`` when a server runs several."""
+    if not isinstance(name, str) or not BOT_NAME.match(name):
+        raise ConfigError("name", f"must be letters, digits, - or _ (at most 40; it is a URL path segment), not {name!r}")
+    from botkit.storage.namespace import namespaced
+
+    config.name = name
+    if isinstance(config.session.get("stores"), Mapping):
+        config.session["stores"] = namespaced(config.session["stores"], name)
 
 
 def _mapping(settings: Mapping[str, Any], name: str, default: Any) -> dict[str, Any]:
@@ -233,7 +245,11 @@ def load_app(config: Config) -> Callable[..., Any]:
     if root not in sys.path:
         sys.path.insert(0, root)
     try:
-        module = importlib.import_module(module_name)
+        module = sys.modules.get(module_name)
+        if module is not None and not _comes_from(module, config.root):
+            module = _import_again(module_name, config.root)  # another bot's module of the same name
+        else:
+            module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError("app", f"cannot import {module_name!r} from {root} ({exc})") from None
     except Exception as exc:
@@ -245,6 +261,41 @@ def load_app(config: Config) -> Callable[..., Any]:
         raise ConfigError("app", f"{target!r} is not callable; it must be `async def {attr}(context)`")
     found: Callable[..., Any] = handler
     return found
+
+
+def _comes_from(module: types.ModuleType, root: Path) -> bool:
+    file = getattr(module, "__file__", None)
+    if file is None:
+        return True
+    relative = Path(*module.__name__.split("."))
+    return Path(file).resolve() in (root / relative.with_suffix(".py"), root / relative / "__init__.py")
+
+
+def _import_again(module_name: str, root: Path) -> types.ModuleType:
+    """``module_name`` from ``root``, when a module of that name from elsewhere (another bot served by
+    the same process: ``botkit start --config support/… --config sales/…``) is imported already; kept
+    under a name of its own."""
+    relative = Path(*module_name.split("."))
+    path = root / relative.with_suffix(".py")
+    if not path.is_file():
+        path = root / relative / "__init__.py"
+    if not path.is_file():
+        raise ImportError(f"no {relative.with_suffix('.py')} in {root}")
+    unique = f"{module_name}@{root}"
+    found = sys.modules.get(unique)
+    if found is not None:
+        return found
+    spec = importlib.util.spec_from_file_location(unique, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[unique] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[unique]
+        raise
+    return module
 
 
 def _line_of(exc: BaseException, file: Path) -> str:

@@ -64,7 +64,7 @@ class FileStore(SessionStore):
     def bot_memory(self) -> BotMemory:
         from botkit.storage.bot_memory.file import FileBotMemory
 
-        return FileBotMemory(self.dirname, fsync=bool(self.settings["fsync"]))
+        return FileBotMemory(self.dirname, file_name, fsync=bool(self.settings["fsync"]))
 
     def step_store(self) -> tuple[StepStore, str | None]:
         from botkit.storage.steps.file import FileStepStore

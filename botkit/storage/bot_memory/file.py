@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from botkit.storage.atomic import write_atomically
 from botkit.storage.bot_memory.base import BotMemory
-from botkit.storage.file import file_name
 
 FOLDER = ".bot_memory"
 
@@ -16,16 +16,18 @@ FOLDER = ".bot_memory"
 class FileBotMemory(BotMemory):
     shared = True
 
-    def __init__(self, dirname: str | os.PathLike[str], *, fsync: bool = False) -> None:
+    def __init__(self, dirname: str | os.PathLike[str], file_name: Callable[[str], str], *, fsync: bool = False) -> None:
         super().__init__()
         self.folder = Path(dirname) / FOLDER
+        self.file_name = file_name
+        """The file driver's names for keys: never a path, never hidden, long keys hashed."""
         self.fsync = fsync
 
     async def open(self) -> None:
         await asyncio.to_thread(self.folder.mkdir, parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        return self.folder / file_name(key)
+        return self.folder / self.file_name(key)
 
     async def _get(self, key: str) -> bytes | None:
         def read() -> bytes | None:
