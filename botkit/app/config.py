@@ -264,11 +264,13 @@ def load_app(config: Config) -> Callable[..., Any]:
 
 
 def _comes_from(module: types.ModuleType, root: Path) -> bool:
+    """False when ``root`` holds a module of that name and the one imported is another file."""
     file = getattr(module, "__file__", None)
-    if file is None:
-        return True
     relative = Path(*module.__name__.split("."))
-    return Path(file).resolve() in (root / relative.with_suffix(".py"), root / relative / "__init__.py")
+    candidates = (root / relative.with_suffix(".py"), root / relative / "__init__.py")
+    if file is None or not any(candidate.is_file() for candidate in candidates):
+        return True
+    return Path(file).resolve() in candidates
 
 
 def _import_again(module_name: str, root: Path) -> types.ModuleType:
