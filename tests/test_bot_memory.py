@@ -115,7 +115,7 @@ async def test_the_size_limit_comes_from_the_config(tmp_path):
 
 @pytest.mark.parametrize("bad", [-1, "1MB", True])
 def test_a_wrong_size_limit_is_one_config_error(tmp_path, bad):
-    with pytest.raises(ConfigError, match="bot_memory.max_value_size"):
+    with pytest.raises(ConfigError, match=r"bot_memory\.max_value_size"):
         make_config(tmp_path, bot_memory={"max_value_size": bad})
 
 

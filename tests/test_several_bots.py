@@ -56,12 +56,12 @@ def test_two_bots_of_one_name_are_one_config_error(tmp_path):
 
 @pytest.mark.parametrize("bad", ['"has space"', '"a/b"', "5", '""'])
 def test_a_name_that_is_no_path_segment_is_a_config_error(tmp_path, bad):
-    with pytest.raises(ConfigError, match="^name: "):
+    with pytest.raises(ConfigError, match=r"^name: "):
         load_config(write_bot(tmp_path / "a", "1", name=bad))
 
 
 def test_a_postgres_table_too_long_once_named_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="session.stores.postgres.table"):
+    with pytest.raises(ConfigError, match=r"session\.stores\.postgres\.table"):
         make_config(tmp_path, name="x" * 40, session={"driver": "postgres", "stores": {"postgres": {"table": "t" * 20}}})
 
 
