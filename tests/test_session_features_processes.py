@@ -115,31 +115,26 @@ async def test_bot_memory_set_in_one_worker_is_read_in_the_other_and_survives_a_
 NOTICE = "You are sending too fast; wait a minute."
 
 
-@pytest.mark.parametrize("driver", ["redis", "postgres"])
-async def test_rate_limit_of_5_is_shared_by_two_workers_each_drop_answered_200_one_notice(driver, fake_api, tmp_path):
-    opener = redis_store if driver == "redis" else postgres_store
-    async with opener(tmp_path) as opened:
-        block = {"url": REDIS_URL, "prefix": opened.prefix} if driver == "redis" else \
-            {"dsn": POSTGRES_DSN, "table": opened.settings["table"]}
-        session = {"driver": driver, "stores": {driver: block}, "rate_limit": 5, "rate_limit_notice": NOTICE}
-        config = folder(tmp_path / "bot", TOKEN, fake_api, session=session)
-        async with Server(config, "--workers", "2") as server:
-            url = server.url + "/webhooks/telegram"
-            spanned = 0
-            for chat in range(1, 9):
-                statuses = [await post(url, message(chat * 100 + n, chat)) for n in range(1, 9)]
-                assert statuses == [200] * 8
-                await fake_api.wait_for(6 * chat, "/sendMessage", timeout=20)
-                await asyncio.sleep(0.3)  # nothing more comes
-                found = replies(fake_api, chat)
-                handled = [reply for reply in found if reply.startswith("Count:")]
-                assert [reply.split(" seen")[0] for reply in handled] == [f"Count: {n}" for n in range(1, 6)], found
-                assert Counter(found)[NOTICE] == 1 and len(found) == 6, found
-                spanned += len({pid_of(reply) for reply in handled}) == 2
-                if spanned >= 2:
-                    break
-            assert spanned, "no chat's messages were handled by both workers"
-            assert "over session.rate_limit (5 messages a minute)" in server.log.read_text()
+async def test_rate_limit_of_5_is_shared_by_two_workers_each_drop_answered_200_one_notice(store, fake_api, tmp_path):
+    session = {**store, "rate_limit": 5, "rate_limit_notice": NOTICE}
+    config = folder(tmp_path / "bot", TOKEN, fake_api, session=session)
+    async with Server(config, "--workers", "2") as server:
+        url = server.url + "/webhooks/telegram"
+        spanned = 0
+        for chat in range(1, 9):
+            statuses = [await post(url, message(chat * 100 + n, chat)) for n in range(1, 9)]
+            assert statuses == [200] * 8
+            await fake_api.wait_for(6 * chat, "/sendMessage", timeout=20)
+            await asyncio.sleep(0.3)  # nothing more comes
+            found = replies(fake_api, chat)
+            handled = [reply for reply in found if reply.startswith("Count:")]
+            assert [reply.split(" seen")[0] for reply in handled] == [f"Count: {n}" for n in range(1, 6)], found
+            assert Counter(found)[NOTICE] == 1 and len(found) == 6, found
+            spanned += len({pid_of(reply) for reply in handled}) == 2
+            if spanned >= 2:
+                break
+        assert spanned, "no chat's messages were handled by both workers"
+        assert "over session.rate_limit (5 messages a minute)" in server.log.read_text()
 
 
 SALES_TOKEN = "654321:XYZ-sales-token"

@@ -201,6 +201,12 @@ class FileStore(SessionStore):
 
         return await asyncio.to_thread(remove)
 
+    async def incr(self, name: str, window: float) -> tuple[int, float]:
+        """Counted in a file beside the sessions, so every process sharing the folder counts together."""
+        from botkit.storage.file_counters import count
+
+        return await asyncio.to_thread(count, self.dirname, name, window, self.clock())
+
     async def keys(self) -> list[str]:
         def scan() -> list[str]:
             found = []
