@@ -34,6 +34,8 @@ async def test_the_sixth_message_in_a_minute_runs_no_handler_gets_200_and_one_no
             response = await served.post("/webhooks/telegram", json=update(n, chat_id=77), headers=HEADERS)
             statuses.append(response.status)
         other = await served.post("/webhooks/telegram", json=update(100, chat_id=78), headers=HEADERS)
+        health = await (await served.client.get("/healthz")).json()
+    assert health["rate_limited"] == 4
     assert statuses == [200] * 9 and other.status == 200
     assert texts(fake_api) == [f"Count: {n}" for n in range(1, 6)] + [NOTICE, "Count: 1"]
     assert (await bot.load_session("telegram:77")).state["count"] == 5

@@ -225,6 +225,8 @@ async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "starting"}, status=503)
     body: dict[str, Any] = {"status": "ok", "pid": os.getpid(), "role": bot.role, "channels": sorted(bot.channels),
                             "in_flight": bot.dispatcher.in_flight}
+    if bot.rate_limit is not None:
+        body["rate_limited"] = bot.rate_limit.dropped
     if bot.inbox is not None:
         try:
             stats = await bot.inbox.stats()
