@@ -29,6 +29,7 @@ from botkit.engine.context import Context
 from botkit.engine.dispatcher import INBOX_ENTRY, Dispatcher, Handler, Inband, Outcome
 from botkit.engine.human_mode import handoff_middleware
 from botkit.engine.policy import SessionPolicy
+from botkit.engine.rate_limit import RateLimit
 from botkit.engine.scheduler import Scheduler
 from botkit.engine.transcript import attach
 from botkit.engine.worker import InboxWorker
@@ -90,6 +91,13 @@ class Bot:
         )
         self.dispatcher = Dispatcher(self.store, self.policy, clock=clock, handler=self.handler,
                                      senders=self._sender, contexts=self._context)
+        self.bot_memory = self.store.bot_memory()
+        """Values that outlive sessions, shared by every process using the store (``context.bot_memory``)."""
+        self.bot_memory.max_value_size = int(config.bot_memory["max_value_size"])
+        self.rate_limit = None if config.session["rate_limit"] is None else RateLimit(
+            int(config.session["rate_limit"]), self.store.incr, config.session["rate_limit_notice"])
+        if self.rate_limit is not None:
+            self.dispatcher.middleware.insert(0, self.rate_limit)
         self.channels: dict[str, Adapter] = {}
         for name, settings in (channels if channels is not None else config.enabled_channels).items():
             cls = adapter_class(name, dict(settings))
@@ -121,6 +129,7 @@ class Bot:
 
     async def start(self) -> None:
         await self.store.open()
+        await self.bot_memory.open()
         if self.inbox is not None:
             await self.inbox.open()
         await self.bus.open()
@@ -159,6 +168,8 @@ class Bot:
                 with contextlib.suppress(Exception):
                     await part.close()
         await self.http.close()
+        with contextlib.suppress(Exception):
+            await self.bot_memory.close()
         await self.store.close()
 
     async def __aenter__(self) -> Bot:
@@ -344,8 +355,10 @@ class Bot:
         return self.channel_for(session).push_sender(session.id, session.address)
 
     def _context(self, event: Event, session: Session, sender: Sender) -> Context:
-        return FlowContext(event, session, sender, policy=self.policy, clock=self.clock, app=self.handler,
-                           extra=self.config.extra, bot=self, schedule=self.scheduler.add)
+        context = FlowContext(event, session, sender, policy=self.policy, clock=self.clock, app=self.handler,
+                              extra=self.config.extra, bot=self, schedule=self.scheduler.add)
+        context.bot_memory = self.bot_memory
+        return context
 
     async def load_session(self, session_key: str) -> Session | None:
         """The session as stored, or None when there is none or it expired (read-only: no lease); its

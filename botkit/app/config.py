@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import ipaddress
 import math
 import os
+import re
 import runpy
 import sys
 import types
@@ -17,6 +19,7 @@ from botkit.app.settings import custom_values
 from botkit.core.errors import ConfigError
 
 DEFAULT_CONFIG_NAME = "bot.config.py"
+BOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 
 SESSION_DEFAULTS: dict[str, Any] = {
     "driver": "memory",
@@ -27,6 +30,8 @@ SESSION_DEFAULTS: dict[str, Any] = {
     "max_state_size": 1024 * 1024,
     "dedupe_window": 48 * 3600.0,
     "stores": {},
+    "rate_limit": None,
+    "rate_limit_notice": None,
 }
 SERVER_DEFAULTS: dict[str, Any] = {
     "host": "127.0.0.1",
@@ -44,6 +49,7 @@ DESK_DEFAULTS: dict[str, Any] = {"secret": None, "timeout": 60, "path": "/desk"}
 """``desk``: the agent desk's bearer secret (None: the web channel's ``jwt_key``), the minutes after which a
 conversation handed to a human goes back to the bot (None: never), where the desk is served."""
 HTTP_DEFAULTS: dict[str, Any] = {"timeout": 10.0, "attempts": 4, "backoff": 0.5, "max_wait": 30.0}
+BOT_MEMORY_DEFAULTS: dict[str, Any] = {"max_value_size": 1024 * 1024}
 
 
 def env(name: str, default: Any = None) -> Any:
@@ -67,6 +73,14 @@ class Config:
     """The agent desk's settings (``DESK_DEFAULTS``); None: no desk is served."""
     middleware: list[Any] = field(default_factory=list)
     """``async def middleware(context, call_next)`` run around every event: callables or "module:function"."""
+    bot_memory: dict[str, Any] = field(default_factory=lambda: dict(BOT_MEMORY_DEFAULTS))
+    name: str | None = None
+    """``name`` as bot.config.py sets it (None: unset); ``bot_name`` is what the bot is called."""
+
+    @property
+    def bot_name(self) -> str:
+        """The bot's name: ``name``, else its folder's (its routes' prefix when a server runs several bots)."""
+        return self.name or self.root.name or "bot"
 
     @property
     def enabled_channels(self) -> dict[str, dict[str, Any]]:
@@ -123,6 +137,10 @@ def config_from_mapping(settings: Mapping[str, Any], *, root: Path | None = None
         if not isinstance(channel, Mapping):
             raise ConfigError(f"channels.{name}", "must be a dict of the channel's settings")
     config.channels = {name: dict(channel) for name, channel in channels.items()}
+    config.bot_memory = _section(settings, "bot_memory", BOT_MEMORY_DEFAULTS)
+    config.name = settings.get("name")
+    if config.name is not None:
+        name_bot(config, config.name)
     if settings.get("desk") is not None:
         config.desk = _section(settings, "desk", DESK_DEFAULTS)
     config.extra = custom_values(settings)
@@ -162,6 +180,7 @@ def _validate(config: Config) -> None:
         raise ConfigError("server.client_max_size", f"must be a number of bytes, not {size!r}")
     _validate_limits(config.server)
     _validate_desk(config)
+    _validate_session_features(config)
 
 
 def _validate_desk(config: Config) -> None:
@@ -185,6 +204,19 @@ def _validate_desk(config: Config) -> None:
         raise ConfigError("desk.secret", "must be a string (a long random one)")
 
 
+def _validate_session_features(config: Config) -> None:
+    """Bot memory, the rate limit on every channel, and the bot's name."""
+    size = config.bot_memory["max_value_size"]
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ConfigError("bot_memory.max_value_size", f"must be a number of bytes (0: no limit), not {size!r}")
+    limit = config.session["rate_limit"]
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigError("session.rate_limit", f"must be messages a minute (a positive whole number) or None, not {limit!r}")
+    notice = config.session["rate_limit_notice"]
+    if notice is not None and (not isinstance(notice, str) or not notice.strip()):
+        raise ConfigError("session.rate_limit_notice", f"must be a text or None, not {notice!r}")
+
+
 def _validate_limits(server: dict[str, Any]) -> None:
     """The server's protections: read timeouts, the connection cap, the proxies trusted to name the client."""
     for name in ("header_timeout", "read_timeout"):
@@ -203,6 +235,18 @@ def _validate_limits(server: dict[str, Any]) -> None:
         except (TypeError, ValueError):
             raise ConfigError("server.trusted_proxies", f"{proxy!r} is not an IP address or network") from None
     server["trusted_proxies"] = tuple(proxies)
+
+
+def name_bot(config: Config, name: Any) -> None:
+    """Call the bot ``name``: its data moves to its own corner of the store (``botkit.storage.namespace``),
+    so that bots sharing a store never mix; its routes go under ``/<name>/`` when a server runs several."""
+    if not isinstance(name, str) or not BOT_NAME.match(name):
+        raise ConfigError("name", f"must be letters, digits, - or _ (at most 40; it is a URL path segment), not {name!r}")
+    from botkit.storage.namespace import namespaced
+
+    config.name = name
+    if isinstance(config.session.get("stores"), Mapping):
+        config.session["stores"] = namespaced(config.session["stores"], name)
 
 
 def _mapping(settings: Mapping[str, Any], name: str, default: Any) -> dict[str, Any]:
@@ -249,7 +293,11 @@ def load_app(config: Config) -> Callable[..., Any]:
     if root not in sys.path:
         sys.path.insert(0, root)
     try:
-        module = importlib.import_module(module_name)
+        module = sys.modules.get(module_name)
+        if module is not None and not _comes_from(module, config.root):
+            module = _import_again(module_name, config.root)  # another bot's module of the same name
+        else:
+            module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError("app", f"cannot import {module_name!r} from {root} ({exc})") from None
     except Exception as exc:
@@ -280,6 +328,43 @@ def _import(config: Config, target: str, setting: str) -> Callable[..., Any]:
         raise ConfigError(setting, f"{target!r} names no function; it must be `async def {attr}(context, call_next)`")
     function: Callable[..., Any] = found
     return function
+
+
+def _comes_from(module: types.ModuleType, root: Path) -> bool:
+    """False when ``root`` holds a module of that name and the one imported is another file."""
+    file = getattr(module, "__file__", None)
+    relative = Path(*module.__name__.split("."))
+    candidates = (root / relative.with_suffix(".py"), root / relative / "__init__.py")
+    if file is None or not any(candidate.is_file() for candidate in candidates):
+        return True
+    return Path(file).resolve() in candidates
+
+
+def _import_again(module_name: str, root: Path) -> types.ModuleType:
+    """``module_name`` from ``root``, when a module of that name from elsewhere (another bot served by
+    the same process: ``botkit start --config support/… --config sales/…``) is imported already; kept
+    under a name of its own."""
+    relative = Path(*module_name.split("."))
+    path = root / relative.with_suffix(".py")
+    if not path.is_file():
+        path = root / relative / "__init__.py"
+    if not path.is_file():
+        raise ImportError(f"no {relative.with_suffix('.py')} in {root}")
+    unique = f"{module_name}@{root}"
+    found = sys.modules.get(unique)
+    if found is not None:
+        return found
+    spec = importlib.util.spec_from_file_location(unique, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[unique] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[unique]
+        raise
+    return module
 
 
 def _line_of(exc: BaseException, file: Path) -> str:

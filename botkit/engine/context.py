@@ -30,6 +30,7 @@ from botkit.engine import handoff
 from botkit.engine.handoff import HandoffHost
 from botkit.engine.policy import SessionPolicy
 from botkit.engine.transcript import remember_outbound
+from botkit.storage.bot_memory import BotMemory, MemoryBotMemory
 
 Clock = Callable[[], float]
 COMMON_KINDS = frozenset({"text", "buttons", "quick_replies", "image", "file", "card", "cards", "location", "typing"})
@@ -52,7 +53,8 @@ class Context:
 
     def __init__(self, event: Event, session: Session, sender: Sender, *, policy: SessionPolicy,
                  clock: Clock, app: Callable[..., Awaitable[Any]] | None = None,
-                 extra: Mapping[str, Any] | None = None, bot: Outreach | None = None) -> None:
+                 extra: Mapping[str, Any] | None = None, bot: Outreach | None = None,
+                 bot_memory: BotMemory | None = None) -> None:
         self.event = event
         self.session = session
         self.sender = sender
@@ -64,6 +66,9 @@ class Context:
         """The custom settings of bot.config.py (names the config file defines beyond botkit's own)."""
         self.bot = bot
         """Messages to other sessions: ``await context.bot.send_text(other_key, text)``."""
+        self.bot_memory: BotMemory = bot_memory if bot_memory is not None else MemoryBotMemory()
+        """Values that outlive sessions, shared by every session (``await context.bot_memory.get(key)``);
+        written at once, not rolled back when the handler raises."""
         self.after_save: list[Callable[[], Awaitable[Any]]] = []
         """Async callables run once the handler's changes are saved; not run when it raises."""
         self.expires_in: float | None = policy.expires_in

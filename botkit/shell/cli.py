@@ -51,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     start = sub.add_parser("start", help="serve the bot's webhooks")
-    _config_option(start)
+    start.add_argument("--config", "-c", action="append",
+                       help="path of bot.config.py (default ./bot.config.py); repeat it to serve several bots, "
+                            "each under /<name>/")
     start.add_argument("--host", help="address to listen on (server.host)")
     start.add_argument("--port", type=int, help="port to listen on (server.port)")
     start.add_argument("--workers", type=int, default=1, help="processes serving the one port (default 1)")
@@ -90,20 +92,26 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
     from botkit.app.bot import Bot
+    from botkit.app.several import several_bots
 
-    bot = Bot(config, role=args.role)  # fail fast, in the parent, on any config error
-    if args.role != "all" and (bot.inbox is None or not bot.inbox.shared):
-        raise ConfigError("session.driver", f"--role {args.role} needs an inbox that processes share: use the redis or "
-                          "postgres driver")
+    configs = several_bots([load_config(path) for path in args.config or [None]])
+    bots = [Bot(config, role=args.role) for config in configs]  # fail fast, in the parent, on any config error
+    for bot in bots:
+        if args.role != "all" and (bot.inbox is None or not bot.inbox.shared):
+            raise ConfigError("session.driver", f"--role {args.role} needs an inbox that processes share: use the redis or "
+                              "postgres driver")
     if args.workers > 1:
         from botkit.shell.workers import serve_workers
 
-        return serve_workers(config, workers=args.workers, host=args.host, port=args.port, role=args.role)
+        return serve_workers(configs if len(configs) > 1 else configs[0], workers=args.workers, host=args.host,
+                             port=args.port, role=args.role)
     from botkit.shell.server import run
 
-    run(config, host=args.host, port=args.port, bot=bot)
+    if len(bots) > 1:
+        run(configs[0], host=args.host, port=args.port, bots=bots)
+    else:
+        run(configs[0], host=args.host, port=args.port, bot=bots[0])
     return 0
 
 

@@ -35,6 +35,7 @@ from botkit.desk import Desk
 log = logging.getLogger("botkit.server")
 
 BOT_KEY = web.AppKey("bot", Bot)
+BOTS_KEY = web.AppKey("bots", list[Bot])
 CLIENT_KEY = web.RequestKey("client", str)
 """The client's address (behind trusted proxies, the one they name) on every aiohttp request."""
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
@@ -63,6 +64,30 @@ def create_app(bot: Bot) -> web.Application:
     app.on_shutdown.append(_drain)
     app.on_cleanup.append(_stop_bot)
     return app
+
+
+def create_several(bots: Sequence[Bot]) -> web.Application:
+    """The application serving ``bots``: one bot's app as it is; several bots' apps each under
+    ``/<name>/`` (``/support/webhooks/telegram``), with ``/healthz`` answering for all of them. The
+    server's own settings (address, timeouts, connection cap, access log) are the first bot's."""
+    if len(bots) == 1:
+        return create_app(bots[0])
+    app = web.Application(client_max_size=max(bot.config.server["client_max_size"] for bot in bots))
+    app[BOT_KEY] = bots[0]
+    app[BOTS_KEY] = list(bots)
+    app.router.add_get("/healthz", healthz_of_all)
+    for bot in bots:
+        app.add_subapp(f"/{bot.config.bot_name}", create_app(bot))
+    return app
+
+
+async def healthz_of_all(request: web.Request) -> web.Response:
+    bots = request.app[BOTS_KEY]
+    started = all(bot.started for bot in bots)
+    body = {"status": "ok" if started else "starting", "pid": os.getpid(),
+            "bots": {bot.config.bot_name: {"started": bot.started, "role": bot.role, "channels": sorted(bot.channels)}
+                     for bot in bots}}
+    return web.json_response(body, status=200 if started else 503)
 
 
 # -- the client's address ------------------------------------------------------------------------------
@@ -231,6 +256,8 @@ async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "starting"}, status=503)
     body: dict[str, Any] = {"status": "ok", "pid": os.getpid(), "role": bot.role, "channels": sorted(bot.channels),
                             "in_flight": bot.dispatcher.in_flight}
+    if bot.rate_limit is not None:
+        body["rate_limited"] = bot.rate_limit.dropped
     if bot.inbox is not None:
         try:
             stats = await bot.inbox.stats()
@@ -490,13 +517,15 @@ def tune_gc() -> None:
     gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
-def run(config: Config, *, host: str | None = None, port: int | None = None, bot: Bot | None = None) -> None:
-    """Serve until interrupted (SIGINT/SIGTERM), then shut down gracefully."""
+def run(config: Config, *, host: str | None = None, port: int | None = None, bot: Bot | None = None,
+        bots: Sequence[Bot] = ()) -> None:
+    """Serve until interrupted (SIGINT/SIGTERM), then shut down gracefully; ``bots``: several bots, each
+    under ``/<name>/`` (``config`` is the first one's)."""
     install_fast_loop()
     tune_gc()
-    bot = bot or Bot(config)
+    app = create_several(bots) if bots else create_app(bot or Bot(config))
     server = config.server
-    asyncio.run(_serve(create_app(bot), host or server["host"], port if port is not None else server["port"]))
+    asyncio.run(_serve(app, host or server["host"], port if port is not None else server["port"]))
 
 
 async def _serve(app: web.Application, host: str, port: int) -> None:

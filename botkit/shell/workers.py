@@ -19,7 +19,7 @@ import logging
 import math
 import queue
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -39,18 +39,22 @@ LINGER = 0.5
 """Seconds a stopping worker still reads requests on connections it had accepted."""
 
 
-def serve_workers(config: Config, workers: int, host: str | None = None, port: int | None = None,
+def serve_workers(config: Config | Sequence[Config], workers: int, host: str | None = None, port: int | None = None,
                   role: str = "all") -> int:
-    """Serve ``config``'s bot from ``workers`` processes on one port until stopped; the exit status."""
+    """Serve ``config``'s bot (or several bots, each under ``/<name>/``) from ``workers`` processes on one
+    port until stopped; the exit status."""
     if workers < 1:
         raise BotkitError("--workers must be at least 1")
-    driver = config.session["driver"]
-    if not driver_class(driver).shared:
-        raise ConfigError("session.driver", f"the {driver} driver keeps sessions inside one process, so workers "
-                          "would each keep their own; with --workers use redis, postgres, mongo or file")
-    _check_store(config)
+    configs = [config] if isinstance(config, Config) else list(config)
+    for each in configs:
+        driver = each.session["driver"]
+        if not driver_class(driver).shared:
+            raise ConfigError("session.driver", f"the {driver} driver keeps sessions inside one process, so workers "
+                              "would each keep their own; with --workers use redis, postgres, mongo or file")
+        _check_store(each)
+    config = configs[0]
     server = config.server
-    master = _Master(config, role, {
+    master = _Master(configs, role, {
         "bind": [_address(host or server["host"], port if port is not None else server["port"])],
         "workers": workers,
         "worker_class": _worker_class(),
@@ -72,8 +76,8 @@ def serve_workers(config: Config, workers: int, host: str | None = None, port: i
 class _Master(BaseApplication):  # type: ignore[misc]
     """gunicorn's application: settings from botkit, each worker's app from the bot config."""
 
-    def __init__(self, config: Config, role: str, options: dict[str, Any]) -> None:
-        self.config = config
+    def __init__(self, configs: list[Config], role: str, options: dict[str, Any]) -> None:
+        self.configs = configs
         self.role = role
         self.options = options
         super().__init__(prog="botkit")
@@ -85,30 +89,32 @@ class _Master(BaseApplication):  # type: ignore[misc]
     def reload(self) -> None:
         """SIGHUP: read bot.config.py again for the new workers; keep the running one if it is broken
         (a worker that cannot boot would make gunicorn stop altogether)."""
-        if self.config.path is not None:
+        if all(config.path is not None for config in self.configs):
             from botkit.app.bot import Bot
+            from botkit.app.several import several_bots
 
             try:
-                config = load_config(self.config.path)
-                Bot(config)
+                configs = several_bots([load_config(config.path) for config in self.configs])
+                for config in configs:
+                    Bot(config)
             except BotkitError as exc:
                 log.error("reload: %s; the new workers keep the config the old ones had", exc)
             else:
-                self.config = config
+                self.configs = configs
         super().reload()
 
     def load(self) -> Callable[[], Awaitable[web.AppRunner]]:
-        config, role = self.config, self.role
+        configs, role = self.configs, self.role
 
         async def runner() -> web.AppRunner:
             from botkit.app.bot import Bot
-            from botkit.shell.server import create_app, tune_gc
+            from botkit.shell.server import create_several, tune_gc
 
             tune_gc()
 
-            server = config.server
+            server = configs[0].server
             return _LingeringRunner(
-                create_app(Bot(config, role=role)),
+                create_several([Bot(config, role=role) for config in configs]),
                 access_log=logging.getLogger("gunicorn.access") if server["access_log"] else None,
                 access_log_class=WorkerAccessLog,
                 access_log_format=ACCESS_LOG_FORMAT,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from botkit.core.errors import ConfigError
+from botkit.storage.bot_memory import BotMemory, MemoryBotMemory
 from botkit.storage.inbox import Inbox, MemoryInbox
 from botkit.storage.live import Bus, MemoryBus
 from botkit.storage.steps import MemoryStepStore, StepStore
@@ -136,6 +137,10 @@ class SessionStore(abc.ABC):
     def bus(self) -> Bus:
         """The live bus of the processes sharing this store (this process alone by default)."""
         return MemoryBus()
+
+    def bot_memory(self) -> BotMemory:
+        """The bot's memory (values that outlive sessions) in this store's engine; in this process by default."""
+        return MemoryBotMemory()
 
     def step_store(self) -> tuple[StepStore, str | None]:
         """Where this store's scheduled steps wait, and a caveat to log at start-up (if any). By default

@@ -23,6 +23,7 @@ from botkit.core.errors import ConfigError, StoreUnavailable, VersionConflict
 from botkit.core.session import dumps, key_of, loads
 from botkit.storage.atomic import SUFFIX, write_atomically
 from botkit.storage.base import NOTHING, Appended, Lease, SessionStore
+from botkit.storage.bot_memory import BotMemory
 from botkit.storage.inbox import Inbox
 from botkit.storage.steps import StepStore
 
@@ -59,6 +60,11 @@ class FileStore(SessionStore):
         from botkit.storage.inbox.file import FileInbox
 
         return FileInbox(self.dirname)
+
+    def bot_memory(self) -> BotMemory:
+        from botkit.storage.bot_memory.file import FileBotMemory
+
+        return FileBotMemory(self.dirname, file_name, fsync=bool(self.settings["fsync"]))
 
     def step_store(self) -> tuple[StepStore, str | None]:
         from botkit.storage.steps.file import FileStepStore
@@ -194,6 +200,12 @@ class FileStore(SessionStore):
             return True
 
         return await asyncio.to_thread(remove)
+
+    async def incr(self, name: str, window: float) -> tuple[int, float]:
+        """Counted in a file beside the sessions, so every process sharing the folder counts together."""
+        from botkit.storage.file_counters import count
+
+        return await asyncio.to_thread(count, self.dirname, name, window, self.clock())
 
     async def keys(self) -> list[str]:
         def scan() -> list[str]:

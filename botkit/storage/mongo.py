@@ -28,6 +28,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from botkit.core.errors import ConfigError, StoreRefused, StoreUnavailable
 from botkit.core.session import key_of
 from botkit.storage.base import Appended
+from botkit.storage.bot_memory import BotMemory
 from botkit.storage.inbox import Inbox
 from botkit.storage.shared import LEASE_LOST, SAVED, STALE, SharedStore
 
@@ -78,6 +79,11 @@ class MongoStore(SharedStore):
         from botkit.storage.inbox.mongo import MongoInbox
 
         return MongoInbox(lambda: self.client[self.settings["database"]], self.settings["collection"])
+
+    def bot_memory(self) -> BotMemory:
+        from botkit.storage.bot_memory.mongo import MongoBotMemory
+
+        return MongoBotMemory(lambda: self.client[self.settings["database"]], self.settings["collection"])
 
     # -- connection -------------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ import orjson
 from botkit.core.errors import ConfigError, StoreRefused, StoreUnavailable
 from botkit.core.session import key_of
 from botkit.storage.base import Appended
+from botkit.storage.bot_memory import BotMemory
 from botkit.storage.inbox import Inbox
 from botkit.storage.live import Bus
 from botkit.storage.pg_keys import HASHED, row_key
@@ -188,6 +189,11 @@ class PostgresStore(SharedStore):
         from botkit.storage.inbox.postgres import PostgresInbox
 
         return PostgresInbox(lambda: self.pool, self.settings["table"], dsn=self.settings["dsn"], timeout=self.timeout)
+
+    def bot_memory(self) -> BotMemory:
+        from botkit.storage.bot_memory.postgres import PostgresBotMemory
+
+        return PostgresBotMemory(self._call, self.settings["table"])
 
     def bus(self) -> Bus:
         from botkit.storage.live.postgres import PostgresBus

@@ -24,6 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from botkit.core.errors import ConfigError, StoreUnavailable
 from botkit.core.session import dumps, key_of, loads
 from botkit.storage.base import Appended
+from botkit.storage.bot_memory import BotMemory
 from botkit.storage.inbox import Inbox
 from botkit.storage.live import Bus
 from botkit.storage.shared import LEASE_LOST, SAVED, STALE, SharedStore, expiry_ms
@@ -146,6 +147,11 @@ class RedisStore(SharedStore):
         from botkit.storage.live.redis import RedisBus
 
         return RedisBus(self.url, self.prefix, timeout=self.timeout)
+
+    def bot_memory(self) -> BotMemory:
+        from botkit.storage.bot_memory.redis import RedisBotMemory
+
+        return RedisBotMemory(lambda: self.client, self.prefix)
 
     def step_store(self) -> tuple[StepStore, str | None]:
         from botkit.storage.steps.redis import RedisStepStore
