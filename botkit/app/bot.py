@@ -335,7 +335,8 @@ class Bot:
 
     def _context(self, event: Event, session: Session, sender: Sender) -> Context:
         return FlowContext(event, session, sender, policy=self.policy, clock=self.clock, app=self.handler,
-                           extra=self.config.extra, bot=self, schedule=self.scheduler.add)
+                           extra=self.config.extra, bot=self, schedule=self.scheduler.add,
+                           steps=self.scheduler)
 
     async def load_session(self, session_key: str) -> Session | None:
         """The session as stored, or None when there is none or it expired (read-only: no lease); its

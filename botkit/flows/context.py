@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from botkit.core.errors import BotkitError
 from botkit.core.events import Event
@@ -13,13 +13,21 @@ from botkit.core.sending import Sender
 from botkit.core.session import FLOW, Session
 from botkit.engine.context import Clock, Context, Outreach
 from botkit.engine.policy import SessionPolicy
-from botkit.flows.router import BACK_TO, Flows, move, target_slug
-from botkit.flows.steps import PendingStep, schedule_pending, seconds, timestamp
+from botkit.flows.router import BACK_TO, SEPARATOR, Flows, UnknownState, move, target_slug
+from botkit.flows.steps import CANCELLED, EVERY, PendingStep, covers, schedule_pending, seconds, timestamp
 from botkit.storage.steps.step import Step
 
 log = logging.getLogger("botkit.flows")
 
 Schedule = Callable[[Step], Awaitable[None]]
+
+
+class ScheduledSteps(Protocol):
+    """The bot's scheduled steps as a handler may see and cancel them (``botkit.engine.scheduler.Scheduler``)."""
+
+    async def pending(self, key: str | None = None) -> list[tuple[float, Step]]: ...
+
+    async def cancel(self, step_ids: list[str]) -> int: ...
 
 
 class FlowContext(Context):
@@ -28,9 +36,11 @@ class FlowContext(Context):
 
     def __init__(self, event: Event, session: Session, sender: Sender, *, policy: SessionPolicy, clock: Clock,
                  app: Callable[..., Awaitable[Any]] | None = None, extra: Mapping[str, Any] | None = None,
-                 bot: Outreach | None = None, schedule: Schedule | None = None) -> None:
+                 bot: Outreach | None = None, schedule: Schedule | None = None,
+                 steps: ScheduledSteps | None = None) -> None:
         super().__init__(event, session, sender, policy=policy, clock=clock, app=app, extra=extra, bot=bot)
         self.schedule = schedule
+        self.steps = steps
         self.flows: Flows | None = None
         """The Flows router running this context, if any (it sets this)."""
         self.pending_steps: list[PendingStep] = []
@@ -75,6 +85,36 @@ class FlowContext(Context):
                          *, unless_moved: bool = False) -> None:
         """``step_to_in`` at an aware datetime; a past one runs at once, a naive one is refused."""
         self._step_later(timestamp(when), flow, state, unless_moved)
+
+    async def cancel_steps(self, flow: str | None = None, state: str | None = None) -> int:
+        """Cancel this session's scheduled steps that have not run: every one, or those to ``flow->state``
+        (a flow alone: to any of its states; a state alone: in the current flow). Returns how many. Like
+        the handler's other changes it holds once the event is saved: a handler that raises cancels nothing."""
+        mark = self._cancel_mark(flow, state)
+        count = 0
+        for wanted in self.pending_steps:
+            if not wanted.scheduled and covers(mark, wanted.slug):
+                wanted.scheduled = True  # asked for by this handler: never scheduled
+                count += 1
+        found: list[str] = []
+        if self.steps is not None:
+            found = [step.id for _, step in await self.steps.pending(self.session.id) if covers(mark, step.slug)]
+        self.session.part(FLOW).setdefault(CANCELLED, {})[mark] = self.clock()
+        if found and self.steps is not None:
+            steps = self.steps
+            self.after_save.append(lambda: steps.cancel(found))
+        return count + len(found)
+
+    def _cancel_mark(self, flow: str | None, state: str | None) -> str:
+        if flow is None and state is None:
+            return EVERY
+        if state is None:
+            assert flow is not None
+            flows = self._routing()
+            if flows is not None and flows.first_state(flow) is None:
+                raise UnknownState(f"no flow {flow}; declared: {', '.join(flows.slugs()) or 'none'}")
+            return flow + SEPARATOR + EVERY
+        return self._resolve(flow, state)
 
     # -- helpers ------------------------------------------------------------------------------------
 

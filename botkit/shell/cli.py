@@ -18,7 +18,7 @@ from botkit.core.errors import BotkitError, ConfigError
 log = logging.getLogger("botkit")
 
 
-BUILTIN_COMMANDS = {"start", "console", "init", "sessions", "inbox"}
+BUILTIN_COMMANDS = {"start", "console", "init", "sessions", "inbox", "steps"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     for leaf in sessions_sub.choices.values():
         leaf.add_argument("--config", "-c", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sessions.set_defaults(run=cmd_sessions)
+    from botkit.shell.steps_command import register as register_steps
+
+    register_steps(sub, _config_option)
     parser.epilog = "Each channel adds its set-up commands: botkit telegram webhook set URL, …"
     return parser
 

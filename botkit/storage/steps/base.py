@@ -45,5 +45,13 @@ class StepStore(abc.ABC):
     async def steps(self) -> list[tuple[float, Step]]:
         """Every kept step with its due time (leased ones at their lease's end), earliest first."""
 
+    async def pending(self, key: str | None = None) -> list[tuple[float, Step]]:
+        """The kept steps of session ``key`` (every session's when None), with their due times, earliest first."""
+        return [(due, step) for due, step in await self.steps() if key is None or step.key == key]
+
+    @abc.abstractmethod
+    async def cancel(self, step_ids: list[str]) -> int:
+        """Forget these steps, run or not; how many were still kept."""
+
     async def count_due_after(self, when: float) -> int:
         return sum(1 for due, _ in await self.steps() if due > when)
