@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--workers", type=int, default=1, help="processes serving the one port (default 1)")
     start.add_argument("--role", choices=ROLES, default="all",
                        help="all (default): take webhooks and handle them; web: verify and store only; worker: handle only")
+    start.add_argument("--polling", action="store_true",
+                       help="Telegram: long-poll getUpdates instead of the webhook (no public URL needed)")
+    start.add_argument("--reload", action="store_true", help="restart when the bot's files or config change")
     start.set_defaults(run=cmd_start)
 
     inbox = sub.add_parser("inbox", help="events waiting for their handler: depth and the oldest one's age")
@@ -93,6 +96,8 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
+    if args.reload:
+        return _start_reloading(args)
     config = load_config(args.config)
     from botkit.app.bot import Bot
 
@@ -100,14 +105,35 @@ def cmd_start(args: argparse.Namespace) -> int:
     if args.role != "all" and (bot.inbox is None or not bot.inbox.shared):
         raise ConfigError("session.driver", f"--role {args.role} needs an inbox that processes share: use the redis or "
                           "postgres driver")
+    if args.polling and (args.workers > 1 or args.role == "worker"):
+        raise ConfigError("--polling", "Telegram hands updates to one poller: run it in one process (no --workers, "
+                          "no --role worker)")
     if args.workers > 1:
         from botkit.shell.workers import serve_workers
 
         return serve_workers(config, workers=args.workers, host=args.host, port=args.port, role=args.role)
     from botkit.shell.server import run
 
-    run(config, host=args.host, port=args.port, bot=bot)
+    prepare = None
+    if args.polling:
+        from functools import partial
+
+        from botkit.shell.polling import add_polling, pollers
+
+        pollers(bot)  # no Telegram channel: the one-line error now, not at start-up
+        prepare = partial(add_polling, bot=bot)
+    run(config, host=args.host, port=args.port, bot=bot, prepare=prepare)
     return 0
+
+
+def _start_reloading(args: argparse.Namespace) -> int:
+    """The watching parent of `--reload`: it loads nothing itself, so a mistake in the bot waits for the fix."""
+    if args.workers > 1:
+        raise ConfigError("--reload", "restarts one process: drop --workers while developing")
+    from botkit.shell.reload import child_args, serve_reloading
+
+    configs = args.config if isinstance(args.config, list) else [args.config]
+    return serve_reloading(configs, child_args(args.log_level, configs, args.host, args.port, args.role, args.polling))
 
 
 def cmd_inbox(args: argparse.Namespace) -> int:

@@ -459,13 +459,18 @@ def tune_gc() -> None:
     gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
-def run(config: Config, *, host: str | None = None, port: int | None = None, bot: Bot | None = None) -> None:
-    """Serve until interrupted (SIGINT/SIGTERM), then shut down gracefully."""
+def run(config: Config, *, host: str | None = None, port: int | None = None, bot: Bot | None = None,
+        prepare: Callable[[web.Application], None] | None = None) -> None:
+    """Serve until interrupted (SIGINT/SIGTERM), then shut down gracefully. ``prepare`` may add to the
+    application before it starts (``--polling`` adds its pollers)."""
     install_fast_loop()
     tune_gc()
     bot = bot or Bot(config)
     server = config.server
-    asyncio.run(_serve(create_app(bot), host or server["host"], port if port is not None else server["port"]))
+    app = create_app(bot)
+    if prepare is not None:
+        prepare(app)
+    asyncio.run(_serve(app, host or server["host"], port if port is not None else server["port"]))
 
 
 async def _serve(app: web.Application, host: str, port: int) -> None:
