@@ -112,7 +112,7 @@ class FlowContext(Context):
             assert flow is not None
             flows = self._routing()
             if flows is not None and flows.first_state(flow) is None:
-                raise UnknownState(f"no flow {flow}; declared: {', '.join(flows.slugs()) or 'none'}")
+                raise UnknownState(f"no flow {flow}; declared: {', '.join(flows.flow_names) or 'none'}")
             return flow + SEPARATOR + EVERY
         return self._resolve(flow, state)
 

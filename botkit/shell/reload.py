@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from watchfiles import PythonFilter, run_process
+from watchfiles import Change, PythonFilter, run_process
 
 from botkit.app.config import find_config
 
@@ -28,7 +28,7 @@ def serve_reloading(configs: Sequence[str | None], child_args: Sequence[str]) ->
     command = shlex.join([sys.executable, "-m", "botkit", *child_args])
     log.info("watching %s for changes (--reload); Ctrl-C stops", ", ".join(roots))
 
-    def changed(changes: set[tuple[object, str]]) -> None:
+    def changed(changes: set[tuple[Change, str]]) -> None:
         names = sorted({os.path.relpath(path, roots[0]) for _, path in changes})
         log.info("%s changed: restarting", ", ".join(names[:5]) + (" …" if len(names) > 5 else ""))
 

@@ -94,12 +94,10 @@ class FakeBotAPI:
     def calls_to(self, method: str) -> list[ApiCall]:
         return [call for call in self.calls if call.method == method]
 
-    async def wait_sent(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
-        async def enough() -> None:
-            async with self._arrived:
-                await self._arrived.wait_for(lambda: len(self.sent) >= count)
-
-        await asyncio.wait_for(enough(), timeout)
+    async def wait_sent(self, count: int, within: float = 20.0) -> list[dict[str, Any]]:
+        """The sends, once there are ``count`` of them (TimeoutError after ``within`` seconds)."""
+        async with asyncio.timeout(within), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.sent) >= count)
         return self.sent
 
     # -- the Bot API ---------------------------------------------------------------------------------
