@@ -35,12 +35,15 @@ async def test_editing_bot_py_changes_the_next_reply(fake_api, tmp_path):
         (tmp_path / "bot.py").write_text(HANDLER.format(reply="second"))
         await eventually(lambda: _is(reply(), "second"), timeout=30, every=0.3)
 
-        (tmp_path / "bot.py").write_text("async def app(context)\n")  # a typo: the watcher waits for the fix
+        # A mistake: the bot does not start (its import raises), and the watcher waits for the fix.
+        (tmp_path / "bot.py").write_text("import pathlib\npathlib.Path(__file__).with_name('tried').touch()\nundefined_name\n")
+        await eventually(lambda: (tmp_path / "tried").exists(), timeout=30)
         await eventually(lambda: _is(reply(), None), timeout=30, every=0.3)
         (tmp_path / "bot.py").write_text(HANDLER.format(reply="third"))
         await eventually(lambda: _is(reply(), "third"), timeout=30, every=0.3)
     assert bot.process.returncode == 0
     assert b"changed: restarting" in bot.output
+    assert b"config error" in bot.output and b"NameError" in bot.output, "the typo was loaded and reported"
 
 
 async def _is(answer, expected) -> bool:
