@@ -111,3 +111,13 @@ async def test_polling_without_a_telegram_channel_is_a_config_error(tmp_path):
     assert process.returncode == 2
     assert err.decode().strip().splitlines() == [
         "botkit: config error: --polling: polls Telegram's getUpdates: add a telegram channel to bot.config.py"]
+
+
+async def test_polling_from_several_workers_is_refused(tmp_path):
+    config = write_bot(tmp_path, "http://127.0.0.1:9")
+    process = await asyncio.create_subprocess_exec(
+        "python3", "-m", "botkit", "start", "--polling", "--workers", "2", "--config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await process.communicate()
+    assert process.returncode == 2
+    assert err.decode().strip().startswith("botkit: config error: --polling: Telegram hands updates to one poller")
