@@ -178,7 +178,8 @@ class TelegramPoller:
         if self._failures == 1 or self._failures % 10 == 0:
             log.log(level, "%s: %s failed (%s); trying again in %.2fs (failure %d)", self.channel.name, what, exc,
                     wait, self._failures)
-        await self.sleep(wait)
+        with contextlib.suppress(PollError):  # a stop ends the pause
+            await self._wait_for(self.sleep(wait))
 
 
 def _cancelling() -> bool:
