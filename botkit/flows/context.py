@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import botkit.flows.steps as scheduled
 from botkit.core.errors import BotkitError
 from botkit.core.events import Event
 from botkit.core.keys import shown
@@ -13,8 +14,8 @@ from botkit.core.sending import Sender
 from botkit.core.session import FLOW, Session
 from botkit.engine.context import Clock, Context, Outreach
 from botkit.engine.policy import SessionPolicy
-from botkit.flows.router import BACK_TO, SEPARATOR, Flows, UnknownState, move, target_slug
-from botkit.flows.steps import CANCELLED, EVERY, PendingStep, covers, schedule_pending, seconds, timestamp
+from botkit.flows.router import BACK_TO, Flows, move, target_slug
+from botkit.flows.steps import PendingStep, schedule_pending, seconds, timestamp
 from botkit.storage.steps.step import Step
 
 log = logging.getLogger("botkit.flows")
@@ -90,31 +91,20 @@ class FlowContext(Context):
         """Cancel this session's scheduled steps that have not run: every one, or those to ``flow->state``
         (a flow alone: to any of its states; a state alone: in the current flow). Returns how many. Like
         the handler's other changes it holds once the event is saved: a handler that raises cancels nothing."""
-        mark = self._cancel_mark(flow, state)
+        mark = scheduled.cancel_mark(flow, state, self._routing(), self._resolve)
         count = 0
         for wanted in self.pending_steps:
-            if not wanted.scheduled and covers(mark, wanted.slug):
+            if not wanted.scheduled and scheduled.covers(mark, wanted.slug):
                 wanted.scheduled = True  # asked for by this handler: never scheduled
                 count += 1
         found: list[str] = []
         if self.steps is not None:
-            found = [step.id for _, step in await self.steps.pending(self.session.id) if covers(mark, step.slug)]
-        self.session.part(FLOW).setdefault(CANCELLED, {})[mark] = self.clock()
+            found = [step.id for _, step in await self.steps.pending(self.session.id) if scheduled.covers(mark, step.slug)]
+        scheduled.mark_cancelled(self.session, mark, self.clock())
         if found and self.steps is not None:
             steps = self.steps
             self.after_save.append(lambda: steps.cancel(found))
         return count + len(found)
-
-    def _cancel_mark(self, flow: str | None, state: str | None) -> str:
-        if flow is None and state is None:
-            return EVERY
-        if state is None:
-            assert flow is not None
-            flows = self._routing()
-            if flows is not None and flows.first_state(flow) is None:
-                raise UnknownState(f"no flow {flow}; declared: {', '.join(flows.flow_names) or 'none'}")
-            return flow + SEPARATOR + EVERY
-        return self._resolve(flow, state)
 
     # -- helpers ------------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from botkit.core.events import Event
 from botkit.core.session import FLOW, Session
 from botkit.engine.context import Context
 from botkit.engine.dispatcher import Outcome
-from botkit.flows.router import SEPARATOR, move
+from botkit.flows.router import SEPARATOR, Flows, UnknownState, move
 from botkit.storage.steps.step import Step
 
 log = logging.getLogger("botkit.scheduler")
@@ -87,6 +87,23 @@ def covers(mark: str, slug: str) -> bool:
     if mark.endswith(SEPARATOR + EVERY):
         return slug.startswith(mark[:-1])
     return mark == slug
+
+
+def cancel_mark(flow: str | None, state: str | None, flows: Flows | None,
+                resolve: Callable[[str | None, str | None], str]) -> str:
+    """The mark ``cancel_steps(flow, state)`` leaves: every step, a flow's, or one slug's."""
+    if flow is None and state is None:
+        return EVERY
+    if state is None:
+        assert flow is not None
+        if flows is not None and flows.first_state(flow) is None:
+            raise UnknownState(f"no flow {flow}; declared: {', '.join(flows.flow_names) or 'none'}")
+        return flow + SEPARATOR + EVERY
+    return resolve(flow, state)
+
+
+def mark_cancelled(session: Session, mark: str, now: float) -> None:
+    session.part(FLOW).setdefault(CANCELLED, {})[mark] = now
 
 
 def cancelled(session: Session, step: Step) -> bool:
