@@ -129,6 +129,10 @@ class TelegramPoller:
             except StoreUnavailable as exc:  # not acknowledged: Telegram hands the updates over again
                 await self._back_off("dispatch", PollError(f"session store unavailable: {exc}"))
                 return
+            except Exception as exc:  # as a webhook's 500: not acknowledged, tried again
+                log.exception("%s: handling updates up to %s failed", self.channel.name, last)
+                await self._back_off("dispatch", PollError(f"{type(exc).__name__}: {exc}"))
+                return
         if last is not None:
             self.offset = last + 1
         for event in events:

@@ -121,3 +121,36 @@ async def test_polling_from_several_workers_is_refused(tmp_path):
     _, err = await process.communicate()
     assert process.returncode == 2
     assert err.decode().strip().startswith("botkit: config error: --polling: Telegram hands updates to one poller")
+
+
+async def test_updates_the_store_could_not_take_are_fetched_again(tmp_path):
+    from botkit import Bot
+    from botkit.adapters.telegram_polling import TelegramPoller
+    from botkit.app.config import config_from_mapping
+    from botkit.core.errors import StoreUnavailable
+
+    async def echo(context):
+        await context.send_text(f"got {context.event.text}")
+
+    async with FakeBotAPI(TOKEN) as api:
+        settings = {"access_token": TOKEN, "secret_token": "s", "api_base": api.url}
+        bot = Bot(config_from_mapping({"channels": {"telegram": settings}}, root=tmp_path), handler=echo)
+        outage = [2]
+
+        async def dispatch(events, inband):
+            if outage[0]:
+                outage[0] -= 1
+                raise StoreUnavailable("redis is down")
+            return await bot.dispatch(events, inband)
+
+        async with bot:
+            poller = TelegramPoller(bot.channels["telegram"], dispatch, sleep=lambda seconds: asyncio.sleep(0))
+            await api.add_text(CHAT, "m1")
+            poller.start()
+            await api.wait_sent(1)
+            await poller.stop()
+        assert texts(api) == ["got m1"]
+        offsets = [call.payload.get("offset") for call in api.calls_to("getUpdates")]
+        assert offsets[:3] == [None, None, None], "asked again from the start while the store was down"
+        acknowledged_only_once_handled(api)
+        assert api.confirmed == 2
