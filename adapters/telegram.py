@@ -76,6 +76,13 @@ class TelegramAdapter(Adapter):
         refuse_stale(events, self.settings["replay_window"], self.clock())
         return events
 
+    def parse_update(self, update: Any) -> list[Event]:
+        """One update as ``getUpdates`` hands it over (``botkit start --polling``): no replay window, as
+        the Bot API itself, asked with the bot's token, gives it."""
+        update = require(update, dict, "the update")
+        update_id = require(update.get("update_id"), int, "update_id")
+        return [self._event(update, str(update_id))]
+
     def _event(self, update: dict[str, Any], update_id: str) -> Event:
         if "message" in update or "channel_post" in update:
             message = require(update.get("message") or update.get("channel_post"), dict, "message")

@@ -356,7 +356,8 @@ class Bot:
 
     def _context(self, event: Event, session: Session, sender: Sender) -> Context:
         context = FlowContext(event, session, sender, policy=self.policy, clock=self.clock, app=self.handler,
-                              extra=self.config.extra, bot=self, schedule=self.scheduler.add)
+                              extra=self.config.extra, bot=self, schedule=self.scheduler.add,
+                              steps=self.scheduler)
         context.bot_memory = self.bot_memory
         return context
 

@@ -90,9 +90,13 @@ class Scheduler:
         await asyncio.gather(*(self._run(step) for step in steps))
         return len(steps)
 
-    async def pending(self) -> list[tuple[float, Step]]:
-        """The steps waiting (or running), with their due times, earliest first."""
-        return await self.store.steps()
+    async def pending(self, key: str | None = None) -> list[tuple[float, Step]]:
+        """The steps waiting (or running), of session ``key`` or of all, with their due times, earliest first."""
+        return await self.store.pending(key)
+
+    async def cancel(self, step_ids: list[str]) -> int:
+        """Forget these steps; how many were still kept."""
+        return await self.store.cancel(step_ids)
 
     async def _warn_about_expiry(self) -> None:
         if not self.expires_in:

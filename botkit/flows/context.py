@@ -4,8 +4,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
+import botkit.flows.steps as scheduled
 from botkit.core.errors import BotkitError
 from botkit.core.events import Event
 from botkit.core.keys import shown
@@ -23,15 +24,25 @@ log = logging.getLogger("botkit.flows")
 Schedule = Callable[[Step], Awaitable[None]]
 
 
+class ScheduledSteps(Protocol):
+    """The bot's scheduled steps as a handler may see and cancel them (``botkit.engine.scheduler.Scheduler``)."""
+
+    async def pending(self, key: str | None = None) -> list[tuple[float, Step]]: ...
+
+    async def cancel(self, step_ids: list[str]) -> int: ...
+
+
 class FlowContext(Context):
     """What a handler sees (``botkit.Context``): the engine's context plus the flow moves. Slugs are
     ``"flow->state"``; a flow alone means its first state, a state alone the current flow."""
 
     def __init__(self, event: Event, session: Session, sender: Sender, *, policy: SessionPolicy, clock: Clock,
                  app: Callable[..., Awaitable[Any]] | None = None, extra: Mapping[str, Any] | None = None,
-                 bot: Outreach | None = None, schedule: Schedule | None = None) -> None:
+                 bot: Outreach | None = None, schedule: Schedule | None = None,
+                 steps: ScheduledSteps | None = None) -> None:
         super().__init__(event, session, sender, policy=policy, clock=clock, app=app, extra=extra, bot=bot)
         self.schedule = schedule
+        self.steps = steps
         self.flows: Flows | None = None
         """The Flows router running this context, if any (it sets this)."""
         self.pending_steps: list[PendingStep] = []
@@ -76,6 +87,25 @@ class FlowContext(Context):
                          *, unless_moved: bool = False) -> None:
         """``step_to_in`` at an aware datetime; a past one runs at once, a naive one is refused."""
         self._step_later(timestamp(when), flow, state, unless_moved)
+
+    async def cancel_steps(self, flow: str | None = None, state: str | None = None) -> int:
+        """Cancel this session's scheduled steps that have not run: every one, or those to ``flow->state``
+        (a flow alone: to any of its states; a state alone: in the current flow). Returns how many. Like
+        the handler's other changes it holds once the event is saved: a handler that raises cancels nothing."""
+        mark = scheduled.cancel_mark(flow, state, self._routing(), self._resolve)
+        count = 0
+        for wanted in self.pending_steps:
+            if not wanted.scheduled and scheduled.covers(mark, wanted.slug):
+                wanted.scheduled = True  # asked for by this handler: never scheduled
+                count += 1
+        found: list[str] = []
+        if self.steps is not None:
+            found = [step.id for _, step in await self.steps.pending(self.session.id) if scheduled.covers(mark, step.slug)]
+        scheduled.mark_cancelled(self.session, mark, self.clock())
+        if found and self.steps is not None:
+            steps = self.steps
+            self.after_save.append(lambda: steps.cancel(found))
+        return count + len(found)
 
     # -- helpers ------------------------------------------------------------------------------------
 

@@ -16,13 +16,20 @@ from typing import Any, Protocol
 
 from botkit.core.errors import BotkitError, SkipSave, StoreUnavailable
 from botkit.core.events import Event
-from botkit.core.session import Session
+from botkit.core.session import FLOW, Session
 from botkit.engine.context import Context
 from botkit.engine.dispatcher import Outcome
-from botkit.flows.router import move
+from botkit.flows.router import SEPARATOR, Flows, UnknownState, move
 from botkit.storage.steps.step import Step
 
 log = logging.getLogger("botkit.scheduler")
+
+CANCELLED = "steps_cancelled"
+"""The field of the session's ``flow`` part where ``cancel_steps`` leaves its marks: target (``*`` for
+every step, ``flow->*`` for a flow, else a slug) → when. A step scheduled before a mark that covers it
+is dropped when it comes due, even if it was already claimed or waiting in the inbox when it was
+cancelled."""
+EVERY = "*"
 
 
 @dataclass(slots=True)
@@ -73,6 +80,37 @@ async def schedule_pending(session: Session, event: Event, pending: list[Pending
         step_wanted.scheduled = True
 
 
+def covers(mark: str, slug: str) -> bool:
+    """Whether a ``cancel_steps`` mark covers steps to ``slug``."""
+    if mark == EVERY:
+        return True
+    if mark.endswith(SEPARATOR + EVERY):
+        return slug.startswith(mark[:-1])
+    return mark == slug
+
+
+def cancel_mark(flow: str | None, state: str | None, flows: Flows | None,
+                resolve: Callable[[str | None, str | None], str]) -> str:
+    """The mark ``cancel_steps(flow, state)`` leaves: every step, a flow's, or one slug's."""
+    if flow is None and state is None:
+        return EVERY
+    if state is None:
+        assert flow is not None
+        if flows is not None and flows.first_state(flow) is None:
+            raise UnknownState(f"no flow {flow}; declared: {', '.join(flows.flow_names) or 'none'}")
+        return flow + SEPARATOR + EVERY
+    return resolve(flow, state)
+
+
+def mark_cancelled(session: Session, mark: str, now: float) -> None:
+    session.part(FLOW).setdefault(CANCELLED, {})[mark] = now
+
+
+def cancelled(session: Session, step: Step) -> bool:
+    marks = session.parts.get(FLOW, {}).get(CANCELLED) or {}
+    return any(step.scheduled_at < when for mark, when in marks.items() if covers(mark, step.slug))
+
+
 def _step_id(session_key: str, event_id: str | None, ordinal: int) -> str:
     if event_id is None:
         return uuid.uuid4().hex
@@ -97,6 +135,8 @@ def step_handler(step: Step) -> Callable[[Context], Awaitable[None]]:
         session = context.session
         if session.created_at != step.session_created_at:
             raise SkipSave(f"step to {step.slug} for {step.key} dropped: the session it was scheduled in has expired")
+        if cancelled(session, step):
+            raise SkipSave(f"step to {step.slug} for {step.key} dropped: cancelled by cancel_steps")
         if step.unless_moved and session.slug != step.from_slug:
             raise SkipSave(f"step to {step.slug} for {step.key} dropped: the session moved on from {step.from_slug} to {session.slug}")
         move(session, step.slug)

@@ -18,7 +18,7 @@ from botkit.core.errors import BotkitError, ConfigError
 log = logging.getLogger("botkit")
 
 
-BUILTIN_COMMANDS = {"start", "console", "init", "sessions", "inbox"}
+BUILTIN_COMMANDS = {"start", "console", "init", "sessions", "inbox", "steps"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--workers", type=int, default=1, help="processes serving the one port (default 1)")
     start.add_argument("--role", choices=ROLES, default="all",
                        help="all (default): take webhooks and handle them; web: verify and store only; worker: handle only")
+    start.add_argument("--polling", action="store_true",
+                       help="Telegram: long-poll getUpdates instead of the webhook (no public URL needed)")
+    start.add_argument("--reload", action="store_true", help="restart when the bot's files or config change")
     start.set_defaults(run=cmd_start)
 
     inbox = sub.add_parser("inbox", help="events waiting for their handler: depth and the oldest one's age")
@@ -83,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     for leaf in sessions_sub.choices.values():
         leaf.add_argument("--config", "-c", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sessions.set_defaults(run=cmd_sessions)
+    from botkit.shell.steps_command import register as register_steps
+
+    register_steps(sub, _config_option)
     parser.epilog = "Each channel adds its set-up commands: botkit telegram webhook set URL, …"
     return parser
 
@@ -92,6 +98,8 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
+    if args.reload:
+        return _start_reloading(args)
     from botkit.app.bot import Bot
     from botkit.app.several import several_bots
 
@@ -101,6 +109,9 @@ def cmd_start(args: argparse.Namespace) -> int:
         if args.role != "all" and (bot.inbox is None or not bot.inbox.shared):
             raise ConfigError("session.driver", f"--role {args.role} needs an inbox that processes share: use the redis or "
                               "postgres driver")
+    if args.polling and (args.workers > 1 or args.role == "worker" or len(bots) > 1):
+        raise ConfigError("--polling", "Telegram hands updates to one poller: run one bot in one process (no --workers, "
+                          "no --role worker, one --config)")
     if args.workers > 1:
         from botkit.shell.workers import serve_workers
 
@@ -108,11 +119,29 @@ def cmd_start(args: argparse.Namespace) -> int:
                              port=args.port, role=args.role)
     from botkit.shell.server import run
 
+    prepare = None
+    if args.polling:
+        from functools import partial
+
+        from botkit.shell.polling import add_polling, pollers
+
+        pollers(bots[0])  # no Telegram channel: the one-line error now, not at start-up
+        prepare = partial(add_polling, bot=bots[0])
     if len(bots) > 1:
         run(configs[0], host=args.host, port=args.port, bots=bots)
     else:
-        run(configs[0], host=args.host, port=args.port, bot=bots[0])
+        run(configs[0], host=args.host, port=args.port, bot=bots[0], prepare=prepare)
     return 0
+
+
+def _start_reloading(args: argparse.Namespace) -> int:
+    """The watching parent of `--reload`: it loads nothing itself, so a mistake in the bot waits for the fix."""
+    if args.workers > 1:
+        raise ConfigError("--reload", "restarts one process: drop --workers while developing")
+    from botkit.shell.reload import child_args, serve_reloading
+
+    configs = args.config or [None]
+    return serve_reloading(configs, child_args(args.log_level, configs, args.host, args.port, args.role, args.polling))
 
 
 def cmd_inbox(args: argparse.Namespace) -> int:

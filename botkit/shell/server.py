@@ -518,13 +518,16 @@ def tune_gc() -> None:
 
 
 def run(config: Config, *, host: str | None = None, port: int | None = None, bot: Bot | None = None,
-        bots: Sequence[Bot] = ()) -> None:
+        bots: Sequence[Bot] = (), prepare: Callable[[web.Application], None] | None = None) -> None:
     """Serve until interrupted (SIGINT/SIGTERM), then shut down gracefully; ``bots``: several bots, each
-    under ``/<name>/`` (``config`` is the first one's)."""
+    under ``/<name>/`` (``config`` is the first one's). ``prepare`` may add to the application before it
+    starts (``--polling`` adds its pollers)."""
     install_fast_loop()
     tune_gc()
     app = create_several(bots) if bots else create_app(bot or Bot(config))
     server = config.server
+    if prepare is not None:
+        prepare(app)
     asyncio.run(_serve(app, host or server["host"], port if port is not None else server["port"]))
 
 

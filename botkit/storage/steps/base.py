@@ -45,5 +45,18 @@ class StepStore(abc.ABC):
     async def steps(self) -> list[tuple[float, Step]]:
         """Every kept step with its due time (leased ones at their lease's end), earliest first."""
 
+    async def pending(self, key: str | None = None) -> list[tuple[float, Step]]:
+        """The kept steps of session ``key`` (every session's when None), with their due times, earliest first."""
+        return [(due, step) for due, step in await self.steps() if key is None or step.key == key]
+
+    async def cancel(self, step_ids: list[str]) -> int:
+        """Forget these steps, run or not; how many were still kept. (A driver does it in one go; this
+        default, one ``done`` each, serves a new driver until it does.)"""
+        kept = {step.id for _, step in await self.steps()}
+        gone = [step_id for step_id in set(step_ids) if step_id in kept]
+        for step_id in gone:
+            await self.done(step_id)
+        return len(gone)
+
     async def count_due_after(self, when: float) -> int:
         return sum(1 for due, _ in await self.steps() if due > when)

@@ -85,6 +85,18 @@ class FileStepStore(StepStore):
     async def done(self, step_id: str) -> None:
         await self._change(lambda steps: (None, steps.pop(step_id, None) is not None))
 
+    async def cancel(self, step_ids: list[str]) -> int:
+        def cancel(steps: Steps) -> tuple[int, bool]:
+            gone = sum(steps.pop(step_id, None) is not None for step_id in set(step_ids))
+            return gone, bool(gone)
+
+        return await self._change(cancel)
+
+    async def pending(self, key: str | None = None) -> list[tuple[float, Step]]:
+        steps = await asyncio.to_thread(self._read)
+        found = [(entry[0], Step.loads(entry[1])) for entry in steps.values() if key is None or entry[1].get("key") == key]
+        return sorted(found, key=lambda pair: pair[0])
+
     async def retry(self, step_id: str, due: float) -> None:
         def retry(steps: Steps) -> tuple[None, bool]:
             if step_id not in steps:

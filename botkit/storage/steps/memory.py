@@ -42,6 +42,9 @@ class MemoryStepStore(StepStore):
     async def done(self, step_id: str) -> None:
         self._steps.pop(step_id, None)
 
+    async def cancel(self, step_ids: list[str]) -> int:
+        return sum(self._steps.pop(step_id, None) is not None for step_id in set(step_ids))
+
     async def retry(self, step_id: str, due: float) -> None:
         entry = self._steps.get(step_id)
         if entry is not None:

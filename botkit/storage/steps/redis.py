@@ -30,13 +30,25 @@ return {claimed, earliest[2] or false}
 """
 
 DONE = """
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
+local gone = 0
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  local step = redis.call('HGET', KEYS[2], id)
+  if step then
+    redis.call('SREM', ARGV[1] .. cjson.decode(step)['key'], id)
+    gone = gone + redis.call('HDEL', KEYS[2], id)
+  end
+  redis.call('ZREM', KEYS[1], id)
+end
+return gone
 """
+"""Forgets steps (ARGV[2:]) and their entries in their session's index (ARGV[1] is the index keys' stem:
+it holds the ``{steps}`` hash tag, so in a Redis Cluster every key here is in the one slot)."""
 
 ADD = """
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[3]) == 0 then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
 return 1
 """
 
@@ -52,6 +64,8 @@ class RedisStepStore(StepStore):
         # One hash tag for both keys: a Redis Cluster keeps them in one slot, as the scripts need.
         self.due_key = f"{prefix}{{steps}}:due"
         self.steps_key = f"{prefix}{{steps}}"
+        self.session_stem = f"{prefix}{{steps}}:session:"
+        """``<stem><session key>``: a set of the session's step ids, so one session's steps are found at once."""
         self.client_options = client_options
         self.client: Any = None
 
@@ -74,7 +88,8 @@ class RedisStepStore(StepStore):
         return self.client
 
     async def add(self, step: Step) -> bool:
-        added = await self._add(keys=[self.due_key, self.steps_key], args=[step.id, step.due, step.dumps()], client=self._redis)
+        keys = [self.due_key, self.steps_key, self.session_stem + step.key]
+        added = await self._add(keys=keys, args=[step.id, step.due, step.dumps()], client=self._redis)
         return bool(added)
 
     async def claim(self, now: float, lease_until: float, limit: int) -> tuple[list[Step], float | None]:
@@ -83,7 +98,25 @@ class RedisStepStore(StepStore):
         return [Step.loads(data) for data in claimed], float(earliest) if earliest else None
 
     async def done(self, step_id: str) -> None:
-        await self._done(keys=[self.due_key, self.steps_key], args=[step_id], client=self._redis)
+        await self.cancel([step_id])
+
+    async def cancel(self, step_ids: list[str]) -> int:
+        if not step_ids:
+            return 0
+        gone = await self._done(keys=[self.due_key, self.steps_key], args=[self.session_stem, *step_ids], client=self._redis)
+        return int(gone)
+
+    async def pending(self, key: str | None = None) -> list[tuple[float, Step]]:
+        if key is None:
+            return await self.steps()
+        ids = sorted(await self._redis.smembers(self.session_stem + key))
+        if not ids:
+            return []
+        data = await self._redis.hmget(self.steps_key, ids)
+        dues = await self._redis.zmscore(self.due_key, ids)
+        found = [(float(due), Step.loads(step)) for step, due in zip(data, dues, strict=True)
+                 if step is not None and due is not None]
+        return sorted(found, key=lambda pair: pair[0])
 
     async def retry(self, step_id: str, due: float) -> None:
         await self._redis.zadd(self.due_key, {step_id: due}, xx=True)
