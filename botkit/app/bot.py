@@ -15,6 +15,7 @@ from typing import Any
 
 from botkit.adapters.base import Adapter, Route
 from botkit.app.config import Config, load_app
+from botkit.app.hooks import load_hook
 from botkit.app.registry import adapter_class
 from botkit.app.waiting import Waiters
 from botkit.app.webhook import receive
@@ -26,6 +27,7 @@ from botkit.core.sending import Sender
 from botkit.core.session import Session
 from botkit.engine.context import Context
 from botkit.engine.dispatcher import INBOX_ENTRY, Dispatcher, Handler, Inband, Outcome
+from botkit.engine.lifecycle import KEEP_EXPIRED, Lifecycle
 from botkit.engine.policy import SessionPolicy
 from botkit.engine.scheduler import Scheduler
 from botkit.engine.transcript import attach
@@ -35,6 +37,7 @@ from botkit.flows.steps import run_step, step_handler
 from botkit.http import HttpClient
 from botkit.storage import SessionStore, make_store
 from botkit.storage.inbox import Entry
+from botkit.storage.journal import journal_for
 from botkit.storage.steps import Step
 
 log = logging.getLogger("botkit")
@@ -88,6 +91,12 @@ class Bot:
         )
         self.dispatcher = Dispatcher(self.store, self.policy, clock=clock, handler=self.handler,
                                      senders=self._sender, contexts=self._context)
+        self.store.keep_expired = max(self.store.keep_expired, KEEP_EXPIRED)
+        self.lifecycle = Lifecycle(self.store, journal_for(self.store), clock=clock, contexts=self._context,
+                                   senders=self._sender, run=self.run, on_start=load_hook(config, "on_session_start"),
+                                   on_end=load_hook(config, "on_session_end"))
+        """Sessions' start and end hooks, the end sweep and the stats (engine/lifecycle.py)."""
+        self.dispatcher.inner.append(self.lifecycle.middleware)
         self.channels: dict[str, Adapter] = {}
         for name, settings in (channels if channels is not None else config.enabled_channels).items():
             cls = adapter_class(name, dict(settings))
@@ -123,6 +132,7 @@ class Bot:
             self.bus.subscribe(inbox.wake_topic, lambda _: inbox.notify())
         for channel in self.channels.values():
             await channel.start()
+        await self.lifecycle.start(sweep=self.role != "web")
         if self.role != "web":
             await self.scheduler.start()
         if self.worker is not None:
@@ -147,6 +157,7 @@ class Bot:
                 await channel.stop()
             except Exception:
                 log.exception("stopping the %s channel failed", channel.name)
+        await self.lifecycle.stop()
         for part in (self.bus, self.inbox):
             if part is not None:
                 with contextlib.suppress(Exception):

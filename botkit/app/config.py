@@ -59,6 +59,10 @@ class Config:
     server: dict[str, Any] = field(default_factory=lambda: dict(SERVER_DEFAULTS))
     http: dict[str, Any] = field(default_factory=lambda: dict(HTTP_DEFAULTS))
     extra: dict[str, Any] = field(default_factory=dict)
+    on_session_start: Any = None
+    """``"module:function"`` (or the function) run before the first event of each new session."""
+    on_session_end: Any = None
+    """``"module:function"`` (or the function) run when a session ends (``end_session``, expiry)."""
 
     @property
     def enabled_channels(self) -> dict[str, dict[str, Any]]:
@@ -116,8 +120,22 @@ def config_from_mapping(settings: Mapping[str, Any], *, root: Path | None = None
             raise ConfigError(f"channels.{name}", "must be a dict of the channel's settings")
     config.channels = {name: dict(channel) for name, channel in channels.items()}
     config.extra = {k: v for k, v in settings.items() if k not in {"app", "initial_state", "session", "server", "http", "channels"}}
+    config.on_session_start = _hook(settings, "on_session_start")
+    config.on_session_end = _hook(settings, "on_session_end")
+    for hook in HOOKS:
+        config.extra.pop(hook, None)
     _validate(config)
     return config
+
+
+HOOKS = ("on_session_start", "on_session_end")
+
+
+def _hook(settings: Mapping[str, Any], name: str) -> Any:
+    value = settings.get(name)
+    if value is None or callable(value) or (isinstance(value, str) and ":" in value):
+        return value
+    raise ConfigError(name, f'must be "module:function" of an async function taking a context, not {value!r}')
 
 
 def _validate(config: Config) -> None:
