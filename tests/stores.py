@@ -105,7 +105,7 @@ async def drop_postgres_table(dsn: str, table: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(f'DROP TABLE IF EXISTS "{table}_history"; DROP TABLE IF EXISTS "{table}"; '
-                           f'DROP TABLE IF EXISTS "{table}_counters"')
+                           f'DROP TABLE IF EXISTS "{table}_counters"; DROP TABLE IF EXISTS "{table}_stats"')
     finally:
         await conn.close()
 
