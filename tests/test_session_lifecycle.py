@@ -277,7 +277,7 @@ async def test_workers_2_end_an_expired_session_once_though_the_user_never_write
         await asyncio.sleep(3)  # a second end, from the other worker, would have come by now
     ended = [json.loads(line) for line in ends.read_text().splitlines()]
     by_key = sorted((end["key"], end["state"]["count"], end["texts"]) for end in ended)
-    assert by_key == [("telegram:1", 2, ["hi", "hi"]), ("telegram:2", 2, ["hi", "done"]), ("telegram:2", 1, ["back"])]
+    assert by_key == [("telegram:1", 2, ["hi", "hi"]), ("telegram:2", 1, ["back"]), ("telegram:2", 2, ["hi", "done"])]
     assert texts(fake_api, 1) == ["Welcome!", "Count: 1", "Count: 2", "Bye after 2"]
     assert texts(fake_api, 2) == ["Welcome!", "Count: 1", "Count: 2", "Bye after 2", "Welcome!", "Count: 1", "Bye after 1"]
 

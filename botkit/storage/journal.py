@@ -112,7 +112,12 @@ class PostgresJournal(Journal):
                     {"schema": POSTGRES_SCHEMA, "add": POSTGRES_ADD, "read": POSTGRES_READ}.items()}
 
     async def open(self) -> None:
-        await self.store._call("execute", self.sql["schema"])
+        """Create the table when missing, under the store's advisory lock (workers start together)."""
+        if self.store.pool is None:
+            return
+        async with self.store.pool.acquire(timeout=self.store.timeout) as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", "botkit:" + self.store.settings["table"])
+            await conn.execute(self.sql["schema"])
 
     async def add(self, entries: list[dict[str, Any]]) -> None:
         columns: list[list[Any]] = [[entry.get(name) for entry in entries]
