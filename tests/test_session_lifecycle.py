@@ -11,14 +11,23 @@ from typing import Any
 
 import pytest
 
-from botkit.core.events import Event
 from botkit.engine.stats import summarize
-from tests.stores import FACTORIES, POSTGRES_DSN, REDIS_URL, Clock, bot_on, drop_postgres_table, drop_redis_prefix, \
-    run_cli, text_event, unique
+from tests.stores import (
+    FACTORIES,
+    POSTGRES_DSN,
+    REDIS_URL,
+    Clock,
+    bot_on,
+    drop_postgres_table,
+    drop_redis_prefix,
+    run_cli,
+    text_event,
+    unique,
+)
 from tests.support import BotProcess
 from tests.test_telegram import HEADERS, SECRET, TOKEN, update
 
-DRIVERS = ["memory", "file", "redis", "postgres"]
+DRIVERS = ["memory", "file", "redis", "postgres", "postgres+redis-cache"]
 
 
 @pytest.fixture(params=DRIVERS)

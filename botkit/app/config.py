@@ -25,6 +25,7 @@ SESSION_DEFAULTS: dict[str, Any] = {
     "lock_timeout": 30.0,
     "max_state_size": 1024 * 1024,
     "dedupe_window": 48 * 3600.0,
+    "cache": None,
     "stores": {},
 }
 SERVER_DEFAULTS: dict[str, Any] = {
@@ -156,6 +157,9 @@ def _validate(config: Config) -> None:
 
     store = driver_class(session["driver"])
     store.validate(config.store_settings())
+    from botkit.storage import validate_cache
+
+    validate_cache(session)
     port = config.server["port"]
     if isinstance(port, str) and port.isdigit():
         config.server["port"] = port = int(port)
