@@ -295,3 +295,31 @@ async def test_workers_2_end_an_expired_session_once_though_the_user_never_write
     stats = json.loads(shown.stdout)["channels"]["telegram"]
     assert stats == {"active": 0, "started": 3, "ended": 3, "messages_in": 5, "messages_out": 11,
                      "median_duration_seconds": stats["median_duration_seconds"], "milestones": {"order_completed": 1}}
+
+
+# -- the web chat: its idle reset and DELETE /api/session end the conversation the same way ----------
+
+
+async def test_the_web_chats_idle_reset_ends_and_starts_like_any_session(tmp_path):
+    from tests.support import Served
+    from tests.test_web import Clock as WebClock
+    from tests.test_web import history, new_session, texts, web_bot
+
+    clock, journal = WebClock(), Journal()
+    bot = web_bot(tmp_path, clock=clock, idle_timeout=30)
+    bot.lifecycle.on_start, bot.lifecycle.on_end = journal.on_start, journal.on_end
+    async with Served(bot) as served:
+        session_id, token = await new_session(served)
+        assert journal.starts == [], "creating the token starts no conversation"
+        assert await texts(served, token, "a") == ["Welcome!", "Count: 1"]
+        clock.advance(31 * 60)
+        assert await texts(served, token, "b") == ["Bye after 1", "Welcome!", "Count: 1"]
+        assert [(key, state) for key, state, _ in journal.ends] == [(f"web:{session_id}", {"count": 1})]
+        assert len(journal.starts) == 2
+        assert [e["text"] for e in await history(served, token)][-3:] == ["Bye after 1", "Welcome!", "Count: 1"]
+        assert await bot.lifecycle.sweep() == 0
+        response = await served.client.delete("/api/session", headers={"Authorization": f"Bearer {token}"})
+        assert response.status == 204
+        assert [state for _, state, _ in journal.ends] == [{"count": 1}, {"count": 1}], "DELETE ends it"
+        clock.advance(365 * 24 * 3600)
+        assert await bot.lifecycle.sweep() == 0, "ended once"

@@ -46,11 +46,21 @@ SESSION_END = "session_end"
 BOT_STARTED = frozenset({SESSION_END, "session_created", "session_ended", "push", "scheduled", "handback"})
 """Event types the user did not send: a session they create waits for the user's first event to start."""
 
+RESTART = "restart_session"
+"""``event.meta`` flag set by ``restart_session``."""
+
 Hook = Callable[[Context], Awaitable[Any]]
 Handler = Callable[[Context], Awaitable[Any]]
 ContextFor = Callable[[Event, Session, Sender], Context]
 SenderFor = Callable[[Event, Session, "list[Any] | None"], Sender]
 Runner = Callable[..., Awaitable[Any]]
+
+
+def restart_session(context: Context) -> None:
+    """End the session's conversation and start a new one on this event, keeping the record (the web chat
+    does it after ``idle_timeout``: its token outlives the conversation). The end hook sees the old state;
+    then the state starts afresh from ``initial_state`` and the start hook runs, before the handler."""
+    context.event.meta[RESTART] = True
 
 
 class Lifecycle:
@@ -140,6 +150,14 @@ class Lifecycle:
             context.after_save.append(lambda: self._count(counted))
         started = False
         life = session.parts.get(LIFE) or {}
+        if event.meta.pop(RESTART, False) and not session.new:
+            counted_idle = await self._end(session, context, "idle")
+            context.after_save.append(lambda: self._count(counted_idle))
+            context.reset_state()
+            session.slug = session.previous_slug = None
+            session.created_at = self.clock()
+            life = session.part(LIFE)
+            life["start_pending"] = True
         if session.new or life.get("start_pending"):
             if event.type in BOT_STARTED:
                 session.part(LIFE)["start_pending"] = True
