@@ -15,8 +15,16 @@ import pytest
 import redis.asyncio as aioredis
 
 from botkit.core.errors import ConfigError
-from tests.stores import POSTGRES_DSN, REDIS_URL, bot_on, drop_postgres_table, drop_redis_prefix, \
-    postgres_redis_cache_store, text_event, unique
+from tests.stores import (
+    POSTGRES_DSN,
+    REDIS_URL,
+    bot_on,
+    drop_postgres_table,
+    drop_redis_prefix,
+    postgres_redis_cache_store,
+    text_event,
+    unique,
+)
 from tests.support import BotProcess, make_config
 from tests.test_telegram import HEADERS, SECRET, TOKEN, update
 

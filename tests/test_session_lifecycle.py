@@ -17,6 +17,7 @@ from tests.stores import (
     POSTGRES_DSN,
     REDIS_URL,
     Clock,
+    bot_folder,
     bot_on,
     drop_postgres_table,
     drop_redis_prefix,
@@ -175,6 +176,46 @@ async def test_stats_count_a_scripted_conversation(store, tmp_path):
     stats = summarize(entries, {"test": 1})
     assert stats == {"test": {"active": 1, "started": 3, "ended": 2, "messages_in": 5, "messages_out": 10,
                               "median_duration_seconds": 20.0, "milestones": {"order_completed": 1}}}
+
+
+def session_settings(store) -> dict[str, Any]:
+    """bot.config.py's ``session`` block for the store a test opened (for `botkit` in a subprocess)."""
+    database = getattr(store, "database", store)
+    settings = {"driver": database.name, "stores": {database.name: dict(database.settings)}}
+    if database is not store:
+        settings["cache"] = "redis"
+        settings["stores"]["redis"] = dict(store.redis.settings)
+    return settings
+
+
+async def test_botkit_sessions_stats_json_reports_the_exact_counts(store, tmp_path):
+    """The conversation of the test above, then `botkit sessions stats --json` in another process."""
+    journal = Journal()
+    bot = hooked(store, tmp_path, journal)
+    await bot.lifecycle.journal.open()
+    bot.channels["test"].pushes["test:2"] = Pushes()
+    await send(bot)
+    store.clock.now += 10
+    await send(bot, "done")
+    await send(bot, "hi", "test:2")
+    store.clock.now += 30
+    await send(bot, "hi", "test:2")
+    store.clock.now += 61
+    assert await bot.lifecycle.sweep() == 1
+    await send(bot, "back")
+    await bot.lifecycle.flush()
+
+    config = bot_folder(tmp_path / "cli", session=session_settings(store))
+    shown = run_cli("sessions", "--config", str(config), "stats", "--json")
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    if store.name == "memory":  # another process: the memory driver's sessions and stats are the bot's own
+        assert report["channels"] == {}
+        assert "this one sees none" in run_cli("sessions", "--config", str(config), "stats").stdout
+        return
+    assert report["channels"] == {"test": {
+        "active": 1, "started": 3, "ended": 2, "messages_in": 5, "messages_out": 10,
+        "median_duration_seconds": 20.0, "milestones": {"order_completed": 1}}}
 
 
 async def test_milestones_are_in_the_sessions_log_beside_its_history(store, tmp_path):
