@@ -119,6 +119,17 @@ async def test_start_runs_before_the_first_event_and_the_sweep_ends_an_expired_s
     assert bot.sent[-2:] == ["Welcome!", "Count: 1"]
 
 
+async def test_one_sweep_ends_every_expired_session_beyond_a_batch(store, tmp_path):
+    journal = Journal()
+    bot = hooked(store, tmp_path, journal)
+    keys = [f"test:{n}" for n in range(150)]
+    await asyncio.gather(*(send(bot, "hi", key) for key in keys))
+    store.clock.now += 61
+    assert await bot.lifecycle.sweep() == 150
+    assert sorted(key for key, _, _ in journal.ends) == sorted(keys)
+    assert await bot.lifecycle.sweep() == 0
+
+
 async def test_end_session_ends_at_once_and_the_next_message_starts_a_new_one(store, tmp_path):
     journal = Journal()
     bot = hooked(store, tmp_path, journal)

@@ -152,12 +152,12 @@ class Bot:
                 await self.scheduler.stop(grace=grace)
             except Exception:
                 log.exception("stopping the scheduler failed")
+        await self.lifecycle.stop()
         for channel in self.channels.values():
             try:
                 await channel.stop()
             except Exception:
                 log.exception("stopping the %s channel failed", channel.name)
-        await self.lifecycle.stop()
         for part in (self.bus, self.inbox):
             if part is not None:
                 with contextlib.suppress(Exception):

@@ -37,6 +37,7 @@ SWEEP_EVERY = float(os.environ.get("BOTKIT_SESSION_SWEEP_EVERY", "15"))
 """Seconds between end sweeps: a session's end runs within this (plus the time to end the ones before
 it) of its expiry. The variable is for tests; 15 s keeps the promise of "within a minute"."""
 SWEEP_BATCH = 100
+SWEEP_CONCURRENCY = 8
 KEEP_EXPIRED = 3600.0
 """Seconds a store that drops expired records itself keeps them for the end sweep (store.keep_expired)."""
 FLUSH_EVERY = 1.0
@@ -120,23 +121,36 @@ class Lifecycle:
             raise
 
     async def sweep(self) -> int:
-        """End the sessions that expired (a batch); how many this process ended."""
-        keys = await self.store.expired(self.clock(), SWEEP_BATCH)
+        """End the sessions that expired, a batch at a time, ``SWEEP_CONCURRENCY`` at once, until none is
+        left or a batch ends none (the others are another process's, or failing); how many this process ended."""
         ended = 0
-        for key in keys:
-            ran: list[bool] = []
+        gate = asyncio.Semaphore(SWEEP_CONCURRENCY)
 
-            async def end(context: Context, ran: list[bool] = ran) -> None:
-                await self._end_expired(context)
-                ran.append(True)
+        async def end_one(key: str) -> bool:
+            async with gate:
+                return await self._end_one(key)
 
-            try:
-                await self.run(key, end, event_type=SESSION_END)
-            except Exception as exc:
-                log.warning("ending the expired session %s failed (the next sweep tries again): %s", shown(key), exc)
-                continue
-            ended += bool(ran)
-        return ended
+        while True:
+            keys = await self.store.expired(self.clock(), SWEEP_BATCH)
+            random.shuffle(keys)  # processes sweeping at once start on different sessions
+            done = sum(await asyncio.gather(*(end_one(key) for key in keys)))
+            ended += done
+            if len(keys) < SWEEP_BATCH or not done:
+                return ended
+
+    async def _end_one(self, key: str) -> bool:
+        ran: list[bool] = []
+
+        async def end(context: Context) -> None:
+            await self._end_expired(context)
+            ran.append(True)
+
+        try:
+            await self.run(key, end, event_type=SESSION_END)
+        except Exception as exc:
+            log.warning("ending the expired session %s failed (the next sweep tries again): %s", shown(key), exc)
+            return False
+        return bool(ran)
 
     # -- around every handler -----------------------------------------------------------------------
 

@@ -3,13 +3,15 @@
 An entry is ``{"at", "channel", "kind", "name"?, "value"?}``; ``kind`` is ``start``, ``end`` (``value``:
 the session's duration in seconds), ``in``, ``out`` (``value``: how many) or ``milestone`` (``name``).
 ``botkit sessions stats`` reads the entries since a time and adds them up (botkit/engine/stats.py).
-Where it lives: the memory driver's journal is this process's (another process, the CLI's, sees
-nothing); the file driver's is ``<dirname>/_stats.jsonl``; Redis keeps the list ``<prefix>stats`` (its last
-``REDIS_KEPT`` entries); PostgreSQL the table ``<table>_stats``; MongoDB the collection ``<collection>_stats``.
+Where it lives: the memory driver's journal is this process's, its last ``MEMORY_KEPT`` entries (another
+process, the CLI's, sees nothing); the file driver's is ``<dirname>/_stats.jsonl``; Redis keeps the list
+``<prefix>stats`` (its last ``REDIS_KEPT`` entries); PostgreSQL the table ``<table>_stats``; MongoDB the
+collection ``<collection>_stats``.
 """
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +22,14 @@ from botkit.storage.base import SessionStore
 REDIS_KEPT = 1_000_000
 
 
+MEMORY_KEPT = 200_000
+
+
 class Journal:
-    """In this process (the memory driver's, and the base of the others)."""
+    """In this process (the memory driver's, its last ``MEMORY_KEPT`` entries; the base of the others)."""
 
     def __init__(self) -> None:
-        self.entries: list[dict[str, Any]] = []
+        self.entries: deque[dict[str, Any]] = deque(maxlen=MEMORY_KEPT)
 
     async def open(self) -> None:
         """Create what the journal needs (a table); called after the store opened."""
