@@ -375,3 +375,26 @@ async def test_the_web_chats_idle_reset_ends_and_starts_like_any_session(tmp_pat
         assert [state for _, state, _ in journal.ends] == [{"count": 1}, {"count": 1}], "DELETE ends it"
         clock.advance(365 * 24 * 3600)
         assert await bot.lifecycle.sweep() == 0, "ended once"
+
+
+async def test_stats_since_counts_only_the_last_minutes_and_prints_a_table(tmp_path):
+    import time
+
+    from botkit.storage.journal import FileJournal
+
+    sessions = tmp_path / "sessions"
+    journal = FileJournal(sessions / "_stats.jsonl")
+    now = time.time()
+    await journal.add([{"at": now - 3600, "channel": "telegram", "kind": "start"},
+                       {"at": now - 3600, "channel": "telegram", "kind": "in", "value": 1},
+                       {"at": now - 10, "channel": "telegram", "kind": "start"},
+                       {"at": now - 10, "channel": "telegram", "kind": "in", "value": 2},
+                       {"at": now - 5, "channel": "telegram", "kind": "milestone", "name": "paid"}])
+    config = bot_folder(tmp_path / "bot", session={"driver": "file", "stores": {"file": {"dirname": str(sessions)}}})
+    recent = json.loads(run_cli("sessions", "--config", str(config), "stats", "--json", "--since", "5").stdout)
+    assert recent["channels"]["telegram"]["started"] == 1 and recent["channels"]["telegram"]["messages_in"] == 2
+    everything = json.loads(run_cli("sessions", "--config", str(config), "stats", "--json").stdout)
+    assert everything["channels"]["telegram"]["started"] == 2 and everything["channels"]["telegram"]["messages_in"] == 3
+    table = run_cli("sessions", "--config", str(config), "stats").stdout.splitlines()
+    assert table[0].split()[:3] == ["channel", "active", "started"]
+    assert table[1].split()[:3] == ["telegram", "0", "2"] and table[2].strip() == "milestone paid: 1"
