@@ -29,6 +29,7 @@ from botkit.core.requests import Reply, Request
 from botkit.core.session import Session
 from botkit.engine.context import Context
 from botkit.engine.dispatcher import Outcome
+from botkit.engine.lifecycle import restart_session
 
 log = logging.getLogger("botkit.adapters.web")
 
@@ -190,6 +191,7 @@ class WebAdapter(Adapter):
         async def end(context: Context) -> None:
             if _holds(context.session, visitor.token_hash):
                 context.session.address = {"user_id": visitor.user_id, "ended_at": self.clock()}
+                await context.end_session()
 
         await self.host.run(f"web:{visitor.session_id}", end, event_type="session_ended")
         self.hub.close(visitor.session_id)
@@ -298,8 +300,7 @@ class WebAdapter(Adapter):
             if event.user_id is None and session.address:
                 event.user_id = session.address.get("user_id")
             if self.idle_timeout is not None and self.clock() - session.last_activity > self.idle_timeout * 60:
-                context.reset_state()
-                session.slug = session.previous_slug = None
+                restart_session(context)  # the end hook, a fresh state, the start hook (engine/lifecycle.py)
         result = await call_next(context)
         self._expire_anonymous(context)
         return result

@@ -44,6 +44,7 @@ from bench import peers, procs
 from bench.report import print_handler_table, print_table, summarise
 from bench.scenarios import (
     ABLATION_ROWS,
+    CACHE_ROWS,
     INBOX_ACK_WITHIN,
     INBOX_ROWS,
     MAIN_ROWS,
@@ -261,7 +262,7 @@ def botkit_under_test() -> str:
 
 def selected_rows(names: str | None, ablations: bool, with_peers: bool = False) -> list[Row]:
     """The main rows (and the ablation or peer rows), or the rows named, in table order."""
-    everything = [*MAIN_ROWS, *INBOX_ROWS, *ABLATION_ROWS, *PEER_ROWS]
+    everything = [*MAIN_ROWS, *INBOX_ROWS, *CACHE_ROWS, *ABLATION_ROWS, *PEER_ROWS]
     if not names:
         return [*MAIN_ROWS, *(ABLATION_ROWS if ablations else []), *(PEER_ROWS if with_peers else [])]
     wanted = {name.strip() for name in names.split(",")}

@@ -24,6 +24,8 @@ POSTGRES_TABLE = f"botkit_bench_sessions_{os.getpid()}"
 """Named after this runner, so that benches run at once by others on the same Redis and PostgreSQL
 neither share sessions nor empty each other's."""
 SERVICES = {"redis": ("127.0.0.1", 6379), "postgres": ("127.0.0.1", 5432)}
+CACHED = "postgres+redis-cache"
+"""The driver option of the cache rows: PostgreSQL with Redis in front (``session.cache = "redis"``)."""
 INBOX_ACK_WITHIN = 1.0
 """``server.ack_within`` of the inbox rows: botkit's default (the webhook waits up to a second for its handler)."""
 
@@ -73,6 +75,8 @@ INBOX_ROWS = [Row("redis", 2, ack_within=INBOX_ACK_WITHIN), Row("postgres", ack_
               Row("postgres", 2, ack_within=INBOX_ACK_WITHIN)]
 """More inbox rows, run only when named (``--rows "redis ×2,redis inbox ×2"``): across two workers the
 webhook's process and the handler's may differ, and the handler's tells the webhook's over the live bus."""
+CACHE_ROWS = [Row(CACHED), Row(CACHED, 2)]
+"""PostgreSQL with a Redis cache, run only when named (``--rows "postgres,postgres+redis-cache"``)."""
 ABLATION_ROWS = [Row("memory", variant="access log"), Row("memory", variant="no history"),
                  Row("memory", variant="no uvloop"), Row("memory", variant="stdlib json"),
                  Row("memory", variant="default gc"), Row(None, variant="gc tuned")]
@@ -89,19 +93,21 @@ def unavailable(row: Row) -> str | None:
         return peers.unavailable(row.peer)
     if row.workers > 1 and importlib.util.find_spec("botkit.shell.workers") is None:
         return "--workers not available (botkit/workers.py not written yet)"
-    if row.driver in ("redis", "postgres"):
-        module = f"botkit.storage.{row.driver}"
+    for driver in ("redis", "postgres") if row.driver == CACHED else (row.driver,):
+        if driver not in ("redis", "postgres"):
+            continue
+        module = f"botkit.storage.{driver}"
         if importlib.util.find_spec(module) is None:
             return f"driver not available ({module.replace('.', '/')}.py not written yet)"
         try:
             importlib.import_module(module)
         except Exception as exc:
             return f"driver not available ({type(exc).__name__}: {exc})"
-        host, port = SERVICES[row.driver]
+        host, port = SERVICES[driver]
         try:
             socket.create_connection((host, port), timeout=1.0).close()
         except OSError:
-            return f"{row.driver} not reachable on {host}:{port} (bash scripts/services.sh)"
+            return f"{driver} not reachable on {host}:{port} (bash scripts/services.sh)"
     return None
 
 
@@ -120,7 +126,10 @@ def store_settings(driver: str, workdir: Path) -> dict[str, Any]:
 def write_config(row: Row, workdir: Path, port: int, api_base: str) -> Path:
     """The bench bot's bot.config.py: the example counting bot behind the Telegram webhook."""
     assert row.driver is not None
-    session = {"driver": row.driver, "stores": {row.driver: store_settings(row.driver, workdir)}}
+    session: dict[str, Any] = {"driver": row.driver, "stores": {row.driver: store_settings(row.driver, workdir)}}
+    if row.driver == CACHED:
+        session = {"driver": "postgres", "cache": "redis", "stores": {
+            "postgres": store_settings("postgres", workdir), "redis": store_settings("redis", workdir)}}
     if row.variant == "no history":
         session["history"] = 0
     settings: dict[str, Any] = {
@@ -169,7 +178,10 @@ def botkit_script() -> str:
 
 def clean_store(driver: str | None) -> None:
     """Forget what a run left in a shared store, so every run starts from no session."""
-    if driver == "redis":
+    if driver == CACHED:
+        clean_store("redis")
+        clean_store("postgres")
+    elif driver == "redis":
         import redis
 
         client = redis.Redis.from_url(REDIS_URL)

@@ -105,7 +105,8 @@ async def drop_postgres_table(dsn: str, table: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(f'DROP TABLE IF EXISTS "{table}_history"; DROP TABLE IF EXISTS "{table}"; '
-                           f'DROP TABLE IF EXISTS "{table}_counters"; DROP TABLE IF EXISTS "{table}_bot_memory"')
+                           f'DROP TABLE IF EXISTS "{table}_counters"; DROP TABLE IF EXISTS "{table}_bot_memory"; '
+                           f'DROP TABLE IF EXISTS "{table}_stats"')
     finally:
         await conn.close()
 
@@ -126,6 +127,32 @@ async def postgres_store(tmp_path: Path, clock: Callable[[], float] = time.time,
     finally:
         await store.close()
         await drop_postgres_table(POSTGRES_DSN, settings["table"])
+
+
+@contextlib.asynccontextmanager
+async def postgres_redis_cache_store(tmp_path: Path, clock: Callable[[], float] = time.time, **kw: Any) -> AsyncIterator[Any]:
+    """PostgreSQL with a Redis cache in front (``session.cache = "redis"``), each of the test's own."""
+    from botkit.storage.cached import CachedStore
+    from botkit.storage.postgres import PostgresStore
+
+    pg = {"dsn": POSTGRES_DSN, "table": unique("botkit_test_")}
+    cache = {"url": REDIS_URL, "prefix": unique("botkit-test-") + ":"}
+
+    def make() -> Any:
+        return CachedStore(PostgresStore(pg, clock=clock, **kw), cache, clock=clock, **kw)
+
+    store = make()
+    try:
+        await store.open()
+    except Exception as exc:
+        unreachable(f"PostgreSQL at {POSTGRES_DSN} or Redis at {REDIS_URL}", exc)
+    store.second = make
+    try:
+        yield store
+    finally:
+        await store.close()
+        await drop_postgres_table(POSTGRES_DSN, pg["table"])
+        await drop_redis_prefix(REDIS_URL, cache["prefix"])
 
 
 @contextlib.asynccontextmanager
@@ -171,6 +198,7 @@ FACTORIES: dict[str, Callable[..., Any]] = {
     "redis": redis_store,
     "postgres": postgres_store,
     "mongo": mongo_store,
+    "postgres+redis-cache": postgres_redis_cache_store,
 }
 
 
@@ -299,7 +327,7 @@ def bot_on(store: Any, tmp_path: Path, handler: Callable[..., Any] | None = None
 
     from tests.support import counter, make_config, test_bot
 
-    config = make_config(tmp_path, session={"driver": store.name, **session})
+    config = make_config(tmp_path, session={"driver": getattr(store, "driver", store.name), **session})
     bot = test_bot(config, handler=handler or counter, store=store, channels={}, clock=store.clock)
     bot.sent = []
 

@@ -102,6 +102,8 @@ async def test_expired_rows_are_ignored_on_read_then_swept(store, db, clock, tmp
     assert await store.load("test:old") is None
     assert await store.keys() == ["test:recent"]
     assert await db.fetchval(f'SELECT count(*) FROM "{table}"') == 2, "expired rows go at the sweep, not before"
+    assert await store.sweep() == 0, "an expired row stays until its session's end ran"
+    assert await bot.lifecycle.sweep() == 1
     assert await store.sweep() == 1
     assert await db.fetchval(f'SELECT array_agg(key) FROM "{table}"') == ["test:recent"]
     assert await db.fetchval(f'SELECT array_agg(DISTINCT session_key) FROM "{table}_history"') == ["test:recent"]

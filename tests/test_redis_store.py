@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from botkit import ConfigError, StoreUnavailable
+from botkit.engine.lifecycle import KEEP_EXPIRED
 from botkit.storage.redis import RedisStore
 from tests.stores import (
     OLD_RECORD,
@@ -42,6 +43,10 @@ async def raw():
     await client.aclose()
 
 
+KEPT = int(KEEP_EXPIRED * 1000)
+"""An expiring record outlives its expiry by this (ms) in Redis, for the end sweep (engine/lifecycle.py)."""
+
+
 async def test_the_record_is_json_under_prefix_session_key_with_the_expiry_as_ttl(store, raw, tmp_path):
     bot = bot_on(store, tmp_path, expires_in=10)
     await bot.dispatch([text_event(bot)])
@@ -49,7 +54,8 @@ async def test_the_record_is_json_under_prefix_session_key_with_the_expiry_as_tt
     stored = orjson.loads(await raw.get(name))
     assert stored == await store.load("test:1")
     assert stored["state"] == {"count": 1} and stored["version"] == 1
-    assert 590_000 < await raw.pttl(name) <= 600_000
+    assert 590_000 + KEPT < await raw.pttl(name) <= 600_000 + KEPT
+    assert await raw.zscore(f"{store.prefix}expiring", name) == stored["expires_at"], "not in the expiry index"
     assert await raw.exists(f"{store.prefix}lease:test:1") == 0, "the lease outlived the commit"
 
 
@@ -61,7 +67,7 @@ async def test_the_history_is_a_list_beside_the_record_with_its_ttl(store, raw, 
     items = [orjson.loads(item) for item in await raw.lrange(name, 0, -1)]
     assert [(item["seq"], item["dir"], item.get("text")) for item in items] == [
         (2, "out", "Count: 1"), (3, "in", "b"), (4, "out", "Count: 2")]
-    assert 590_000 < await raw.pttl(name) <= 600_000
+    assert 590_000 + KEPT < await raw.pttl(name) <= 600_000 + KEPT
     assert b"Count: 1" not in await raw.get(f"{store.prefix}session:test:1"), "the record holds the transcript"
     assert await store.delete("test:1") is True
     assert await raw.exists(name) == 0
@@ -86,7 +92,7 @@ async def test_every_save_refreshes_the_ttl(store, raw, tmp_path):
     await bot.dispatch([text_event(bot)])
     await raw.pexpire(name, 5_000)
     await bot.dispatch([text_event(bot)])
-    assert await raw.pttl(name) > 590_000
+    assert await raw.pttl(name) > 590_000 + KEPT
 
 
 async def test_a_session_that_never_expires_has_no_ttl(store, raw, tmp_path):
@@ -95,12 +101,16 @@ async def test_a_session_that_never_expires_has_no_ttl(store, raw, tmp_path):
     assert await raw.pttl(f"{store.prefix}session:test:1") == -1
 
 
-async def test_an_expired_session_is_gone_from_redis_and_starts_afresh(store, raw, tmp_path):
+async def test_an_expired_session_is_gone_from_redis_once_ended_and_starts_afresh(store, raw, tmp_path):
     bot = bot_on(store, tmp_path, expires_in=1 / 60)
     await bot.dispatch([text_event(bot)])
     await bot.dispatch([text_event(bot)])
     await asyncio.sleep(1.2)
-    assert await raw.exists(f"{store.prefix}session:test:1") == 0
+    assert await raw.exists(f"{store.prefix}session:test:1") == 1, "gone before its end could run"
+    assert await bot.lifecycle.sweep() == 1
+    assert await raw.pttl(f"{store.prefix}session:test:1") in (-2, 0, 1), "the ended record lingers"
+    await asyncio.sleep(0.01)  # its 1 ms to live
+    assert await raw.zcard(f"{store.prefix}expiring") == 0
     assert await store.keys() == []
     await bot.dispatch([text_event(bot)])
     assert bot.sent == ["Count: 1", "Count: 2", "Count: 1"]

@@ -16,6 +16,7 @@ from typing import Any
 from botkit.adapters.base import Adapter, Route
 from botkit.app.config import DESK_DEFAULTS, Config, load_app, load_middleware
 from botkit.app.handoffs import Handoffs
+from botkit.app.hooks import load_hook
 from botkit.app.registry import adapter_class
 from botkit.app.waiting import Waiters
 from botkit.app.webhook import receive
@@ -28,6 +29,7 @@ from botkit.core.session import Session
 from botkit.engine.context import Context
 from botkit.engine.dispatcher import INBOX_ENTRY, Dispatcher, Handler, Inband, Outcome
 from botkit.engine.human_mode import handoff_middleware
+from botkit.engine.lifecycle import KEEP_EXPIRED, Lifecycle
 from botkit.engine.policy import SessionPolicy
 from botkit.engine.rate_limit import RateLimit
 from botkit.engine.scheduler import Scheduler
@@ -38,6 +40,7 @@ from botkit.flows.steps import run_step, step_handler
 from botkit.http import HttpClient
 from botkit.storage import SessionStore, make_store
 from botkit.storage.inbox import Entry
+from botkit.storage.journal import journal_for
 from botkit.storage.steps import Step
 
 log = logging.getLogger("botkit")
@@ -98,6 +101,12 @@ class Bot:
             int(config.session["rate_limit"]), self.store.incr, config.session["rate_limit_notice"])
         if self.rate_limit is not None:
             self.dispatcher.middleware.insert(0, self.rate_limit)
+        self.store.keep_expired = max(self.store.keep_expired, KEEP_EXPIRED)
+        self.lifecycle = Lifecycle(self.store, journal_for(self.store), clock=clock, contexts=self._context,
+                                   senders=self._sender, run=self.run, on_start=load_hook(config, "on_session_start"),
+                                   on_end=load_hook(config, "on_session_end"))
+        """Sessions' start and end hooks, the end sweep and the stats (engine/lifecycle.py)."""
+        self.dispatcher.inner.append(self.lifecycle.middleware)
         self.channels: dict[str, Adapter] = {}
         for name, settings in (channels if channels is not None else config.enabled_channels).items():
             cls = adapter_class(name, dict(settings))
@@ -139,6 +148,7 @@ class Bot:
             self.bus.subscribe(inbox.wake_topic, lambda _: inbox.notify())
         for channel in self.channels.values():
             await channel.start()
+        await self.lifecycle.start(sweep=self.role != "web")
         if self.role != "web":
             await self.scheduler.start()
         if self.worker is not None:
@@ -158,6 +168,7 @@ class Bot:
                 await self.scheduler.stop(grace=grace)
             except Exception:
                 log.exception("stopping the scheduler failed")
+        await self.lifecycle.stop()
         for channel in self.channels.values():
             try:
                 await channel.stop()

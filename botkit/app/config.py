@@ -29,6 +29,7 @@ SESSION_DEFAULTS: dict[str, Any] = {
     "lock_timeout": 30.0,
     "max_state_size": 1024 * 1024,
     "dedupe_window": 48 * 3600.0,
+    "cache": None,
     "stores": {},
     "rate_limit": None,
     "rate_limit_notice": None,
@@ -81,6 +82,10 @@ class Config:
     def bot_name(self) -> str:
         """The bot's name: ``name``, else its folder's (its routes' prefix when a server runs several bots)."""
         return self.name or self.root.name or "bot"
+    on_session_start: Any = None
+    """``"module:function"`` (or the function) run before the first event of each new session."""
+    on_session_end: Any = None
+    """``"module:function"`` (or the function) run when a session ends (``end_session``, expiry)."""
 
     @property
     def enabled_channels(self) -> dict[str, dict[str, Any]]:
@@ -145,8 +150,17 @@ def config_from_mapping(settings: Mapping[str, Any], *, root: Path | None = None
         config.desk = _section(settings, "desk", DESK_DEFAULTS)
     config.extra = custom_values(settings)
     config.middleware = _middleware(settings.get("middleware"))
+    config.on_session_start = _hook(settings, "on_session_start")
+    config.on_session_end = _hook(settings, "on_session_end")
     _validate(config)
     return config
+
+
+def _hook(settings: Mapping[str, Any], name: str) -> Any:
+    value = settings.get(name)
+    if value is None or callable(value) or (isinstance(value, str) and ":" in value):
+        return value
+    raise ConfigError(name, f'must be "module:function" of an async function taking a context, not {value!r}')
 
 
 def _validate(config: Config) -> None:
@@ -167,6 +181,9 @@ def _validate(config: Config) -> None:
 
     store = driver_class(session["driver"])
     store.validate(config.store_settings())
+    from botkit.storage import validate_cache
+
+    validate_cache(session)
     port = config.server["port"]
     if isinstance(port, str) and port.isdigit():
         config.server["port"] = port = int(port)

@@ -27,6 +27,9 @@ DEDUPE_WINDOW = 48 * 3600.0
 FLOW, DEDUPE, CHANNEL, HISTORY = "flow", "dedupe", "channel", "history"
 HANDOFF = "handoff"
 """The part of a conversation a human holds (``context.handoff``): ``reason``, ``since``, ``agent``."""
+LIFE = "life"
+"""The session's lifecycle part: ``ended`` (when its end ran: the record is a tombstone until a new
+session replaces it) and ``start_pending`` (its start hook waits for the first event from the user)."""
 LEGACY_BACK_TO = "_back_to"
 """Where releases before the envelope kept the flows' back-to point: in the user's state."""
 
@@ -69,13 +72,22 @@ class Session:
     version: int = 0
     parts: dict[str, dict[str, Any]] = field(default_factory=dict)
     log: HistoryLog = field(default_factory=HistoryLog, repr=False, compare=False)
+    new: bool = field(default=False, repr=False, compare=False)
+    """True for a session this event starts (no record, or an expired one): not saved."""
+    expired: Session | None = field(default=None, repr=False, compare=False)
+    """The expired session this one replaces, when the store still held it: its end may not have run yet."""
 
     @classmethod
     def fresh(cls, key: str, initial_state: dict[str, Any], now: float, version: int = 0) -> Session:
         """A new session from ``initial_state``; ``version`` continues an expired record's so that the
         conditional save still matches what the store holds. Its history starts empty."""
         return cls(key=key, state=copy.deepcopy(initial_state), created_at=now, last_activity=now, version=version,
-                   log=HistoryLog(restart=True))
+                   log=HistoryLog(restart=True), new=True)
+
+    @property
+    def ended(self) -> bool:
+        """True when this record's end already ran (``context.end_session()`` or the expiry sweep)."""
+        return bool(self._get(LIFE, "ended"))
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Session:

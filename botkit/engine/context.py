@@ -29,7 +29,7 @@ from botkit.core.session import Session
 from botkit.engine import handoff
 from botkit.engine.handoff import HandoffHost
 from botkit.engine.policy import SessionPolicy
-from botkit.engine.transcript import remember_outbound
+from botkit.engine.transcript import remember_milestone, remember_outbound
 from botkit.storage.bot_memory import BotMemory, MemoryBotMemory
 
 Clock = Callable[[], float]
@@ -76,6 +76,10 @@ class Context:
         None: never). A channel's middleware may shorten it: the web chat's anonymous sessions."""
         self.match: re.Match[str] | None = None
         """The regex match of the route that took the event (``botkit.Router``), else None."""
+        self.ending = False
+        """Set by ``end_session``: the session ends once this event is handled (engine/lifecycle.py)."""
+        self.milestones: list[tuple[str, dict[str, Any]]] = []
+        """What ``log_event`` recorded during this event, for the session stats."""
 
     @property
     def platform(self) -> str:
@@ -100,6 +104,17 @@ class Context:
         ``{"seq", "dir": "in"/"out", "type", "text"/"payload", "at"}``; the last ``limit`` entries when
         given. The stored part is read from the store on the first call; ``session.history`` then holds it."""
         return await self.session.load_history(limit)
+
+    async def end_session(self) -> None:
+        """End the session after this event: the end hook (``on_session_end``) runs with its state and
+        history, and the next event starts a new session (``on_session_start``)."""
+        self.ending = True
+
+    def log_event(self, name: str, **data: Any) -> None:
+        """Record a milestone (``"order_completed"``) in the session's log beside its history and in the
+        session stats (``botkit sessions stats``); ``data`` must be JSON."""
+        self.milestones.append((name, data))
+        remember_milestone(self.session, self.policy, name, data, self.clock())
 
     # -- sending: every kind on every channel (docs/messages.md) ------------------------------------
 

@@ -116,6 +116,8 @@ class Dispatcher:
         self.middleware: list[Middleware] = [record_inbound, *middleware]
         """Runs around every handler, the first outermost: the transcript, then what the app and the
         channels add (rate limits, hooks, the web chat's checks, the config's ``middleware``)."""
+        self.inner: list[Middleware] = []
+        """Runs inside ``middleware``, right around the handler (the sessions' start and end hooks)."""
         self.locks = KeyedLocks()
         self.in_flight = 0
         self._idle = asyncio.Event()
@@ -208,7 +210,7 @@ class Dispatcher:
             session.message_count += 1
         context = self.contexts(event, session, self.senders(event, session, inband))
         try:
-            await chain(self.middleware, handler)(context)
+            await chain(self.middleware + self.inner if self.inner else self.middleware, handler)(context)
             await flush_sends(context.sender)
         except SkipSave as skip:
             log.info("%s event of %s not saved: %s", event.type, shown(session.id), skip)
@@ -300,7 +302,9 @@ class Dispatcher:
             session = Session.from_record(record)
             if session.is_expired(now):
                 handled = session.parts.get(DEDUPE)
+                expired = attach(session, self.store, self.policy.history)
                 session = Session.fresh(key, initial, now, version=session.version)
+                session.expired = expired  # its end hook may still have to run (engine/lifecycle.py)
                 if handled:  # a replay of an event the expired (or evicted) session handled is still a duplicate
                     session.parts[DEDUPE] = handled
         return attach(session, self.store, self.policy.history)

@@ -46,3 +46,13 @@ def remember_outbound(session: Session, policy: SessionPolicy, kind: str, text: 
         if text is not None:
             entry["text"] = text
         session.remember(entry)
+
+
+def remember_milestone(session: Session, policy: SessionPolicy, name: str, data: dict[str, Any], now: float) -> None:
+    """A milestone (``context.log_event``) in the session's log: ``{"dir": "log", "type": "milestone",
+    "text": name, "payload": data}``; chat pages and the message counts skip ``dir`` "log"."""
+    if policy.history:
+        entry: dict[str, Any] = {"dir": "log", "type": "milestone", "text": name, "at": now}
+        if data:
+            entry["payload"] = data
+        session.remember(entry)

@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     sessions_sub.add_parser("list", help="every stored session key")
     sessions_sub.add_parser("show", help="a session's record and history as JSON").add_argument("key")
     sessions_sub.add_parser("delete", help="forget a session").add_argument("key")
+    stats = sessions_sub.add_parser("stats", help="per channel: sessions active, started, ended, messages, milestones")
+    stats.add_argument("--since", type=float, metavar="MINUTES", help="count only the last MINUTES (default: all kept)")
+    stats.add_argument("--json", action="store_true", help="print one JSON object")
     for leaf in sessions_sub.choices.values():
         leaf.add_argument("--config", "-c", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sessions.set_defaults(run=cmd_sessions)
@@ -197,7 +200,22 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_sessions(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if args.action == "stats":
+        return asyncio.run(_stats(config, args.since, args.json))
     return asyncio.run(_sessions(config, args.action, getattr(args, "key", "")))
+
+
+async def _stats(config: Config, since: float | None, as_json: bool) -> int:
+    from botkit.app.bot import Bot
+    from botkit.shell.stats import shown, stats
+
+    bot = Bot(config, channels={}, handler=_no_handler)
+    await bot.store.open()
+    try:
+        print(shown(await stats(bot.store, bot.clock(), since), as_json))
+    finally:
+        await bot.store.close()
+    return 0
 
 
 async def _sessions(config: Config, action: str, key: str) -> int:

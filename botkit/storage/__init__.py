@@ -40,7 +40,29 @@ def make_store(session: Mapping[str, Any], resolve_path: Callable[[str], Path],
     settings = dict(session["stores"].get(name) or {})
     if "dirname" in cls.defaults:
         settings["dirname"] = str(resolve_path(settings.get("dirname", cls.defaults["dirname"])))
-    return cls(settings, clock=clock, lock_timeout=float(session["lock_timeout"]), timeout=float(session["timeout"]))
+    store = cls(settings, clock=clock, lock_timeout=float(session["lock_timeout"]), timeout=float(session["timeout"]))
+    if session.get("cache") is None:
+        return store
+    from botkit.storage.cached import CachedStore
+
+    return CachedStore(store, dict(session["stores"].get("redis") or {}), clock=clock,
+                       lock_timeout=float(session["lock_timeout"]), timeout=float(session["timeout"]))
 
 
-__all__ = ["DRIVERS", "Lease", "SessionStore", "driver_class", "make_store"]
+CACHED_DRIVERS = ("postgres", "mongo")
+
+
+def validate_cache(session: Mapping[str, Any]) -> None:
+    """``session.cache``: None, or "redis" in front of a database driver (its settings: stores.redis)."""
+    cache = session.get("cache")
+    if cache is None:
+        return
+    if cache != "redis":
+        raise ConfigError("session.cache", f'must be "redis" or None, not {cache!r}')
+    if session["driver"] not in CACHED_DRIVERS:
+        raise ConfigError("session.cache", f"a Redis cache goes in front of {' or '.join(CACHED_DRIVERS)}, "
+                          f"not the {session['driver']} driver")
+    driver_class("redis").validate(dict(session["stores"].get("redis") or {}))
+
+
+__all__ = ["DRIVERS", "Lease", "SessionStore", "driver_class", "make_store", "validate_cache"]

@@ -126,6 +126,25 @@ class SessionStore(abc.ABC):
     async def keys(self) -> list[str]:
         """Every stored session key (for `botkit sessions list`; not for hot paths)."""
 
+    keep_expired: float = 0.0
+    """Seconds a store that drops expired records itself (a Redis TTL, the PostgreSQL sweep) keeps them
+    past their expiry, so that their session's end can still run with them; the bot sets it."""
+
+    async def expired(self, now: float, limit: int = 100) -> list[str]:
+        """Keys of sessions expired by ``now`` whose end has not run (``ended`` unset), at most ``limit``.
+        This default reads every record (memory, file); shared stores keep an index."""
+        found: list[str] = []
+        for key in await self.keys():
+            record = await self.load(key)
+            if record is not None and is_unended_expiry(record, now):
+                found.append(key)
+                if len(found) >= limit:
+                    break
+        return found
+
+    async def unlist(self, key: str) -> None:
+        """Drop ``key`` from the expiry index: it has nothing to end (any more)."""
+
     async def ping(self) -> None:
         """Raise if the store cannot be reached."""
 
@@ -165,3 +184,12 @@ class SessionStore(abc.ABC):
                     del counters[stale]
         counters[name] = (count + 1, resets_at)
         return count + 1, resets_at - now
+
+
+def is_unended_expiry(record: Mapping[str, Any], now: float) -> bool:
+    """Whether ``record`` has expired by ``now`` and its end has not run."""
+    expires_at = record.get("expires_at")
+    if expires_at is None or expires_at > now:
+        return False
+    life = (record.get("parts") or {}).get("life") or {}
+    return not life.get("ended")

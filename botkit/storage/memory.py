@@ -98,7 +98,7 @@ class MemoryStore(SessionStore):
             return
         tombstone = {"version": record["version"], "key": key_of(record), "created_at": record["created_at"],
                      "last_activity": record["last_activity"], "expires_at": 0.0, "state": {},
-                     "parts": {"dedupe": handled}}
+                     "parts": {"dedupe": handled, "life": {"ended": record["last_activity"]}}}
         self._tombstones[key_of(record)] = _compact(dumps(tombstone))
         while len(self._tombstones) > TOMBSTONES:
             self._tombstones.popitem(last=False)

@@ -96,7 +96,7 @@ INSERT INTO {t} AS s (key, version, expires_at, lease_token, lease_until)
 VALUES ($1, 0, to_timestamp($4), $2, now() + make_interval(secs => $3))
 ON CONFLICT (key) DO UPDATE SET lease_token = EXCLUDED.lease_token, lease_until = EXCLUDED.lease_until
 WHERE s.lease_token IS NULL OR s.lease_token = EXCLUDED.lease_token OR s.lease_until <= now()
-RETURNING CASE WHEN """ + LIVE.format(now="$4") + """ THEN s.record END AS record
+RETURNING s.record
 """
 
 WRITE = """
@@ -138,10 +138,18 @@ EXTEND = "UPDATE {t} SET lease_until = now() + make_interval(secs => $3) WHERE k
 LOAD = "SELECT s.record FROM {t} AS s WHERE s.key = $1 AND " + LIVE.format(now="$2")
 KEYS = "SELECT s.key, s.record->>'key' AS real FROM {t} AS s WHERE " + LIVE.format(now="$1")
 DELETE = "DELETE FROM {t} AS s WHERE s.key = $1 RETURNING " + LIVE.format(now="$2")
+GONE = """expires_at <= to_timestamp($1)
+  AND (expires_at <= to_timestamp($1 - $2) OR record IS NULL OR record->'parts'->'life' ? 'ended')"""
 SWEEP = """
 DELETE FROM {t} AS s
-WHERE s.key IN (SELECT key FROM {t} WHERE expires_at <= to_timestamp($1) LIMIT 5000)
-  AND s.expires_at <= to_timestamp($1) AND (s.lease_token IS NULL OR s.lease_until <= now())
+WHERE s.key IN (SELECT key FROM {t} WHERE """ + GONE + """ LIMIT 5000)
+  AND """ + GONE.replace("expires_at", "s.expires_at").replace("record", "s.record") + """
+  AND (s.lease_token IS NULL OR s.lease_until <= now())
+"""
+EXPIRED = """
+SELECT s.key, s.record->>'key' AS real FROM {t} AS s
+WHERE s.expires_at <= to_timestamp($1) AND s.record IS NOT NULL AND NOT coalesce(s.record->'parts'->'life' ? 'ended', false)
+ORDER BY s.expires_at LIMIT $2
 """
 SWEEP_COUNTERS = "DELETE FROM {c} WHERE resets_at <= now()"
 HELD = "SELECT lease_until > now() FROM {t} WHERE key = $1 AND lease_token IS NOT NULL"
@@ -180,7 +188,7 @@ class PostgresStore(SharedStore):
         self._sql = {name: text.format(**names) for name, text in {
             "schema": SCHEMA, "take": TAKE, "write": WRITE, "write_with_history": WRITE_WITH_HISTORY,
             "history": HISTORY, "give_back": GIVE_BACK, "extend": EXTEND, "load": LOAD, "keys": KEYS,
-            "delete": DELETE, "sweep": SWEEP, "sweep_counters": SWEEP_COUNTERS, "count": COUNT, "held": HELD,
+            "delete": DELETE, "sweep": SWEEP, "expired": EXPIRED, "sweep_counters": SWEEP_COUNTERS, "count": COUNT, "held": HELD,
             "shape": SHAPE}.items()}
         self.pool: asyncpg.Pool | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -294,7 +302,7 @@ class PostgresStore(SharedStore):
         """Delete expired rows and counters (free of any live lease); return how many sessions went."""
         removed = 0
         while True:
-            status = await self._call("execute", self._sql["sweep"], self.clock())
+            status = await self._call("execute", self._sql["sweep"], self.clock(), float(self.keep_expired))
             count = int(status.rsplit(" ", 1)[1])
             removed += count
             if count < 5000:
@@ -358,6 +366,10 @@ class PostgresStore(SharedStore):
 
     async def keys(self) -> list[str]:
         rows = await self._call("fetch", self._sql["keys"], self.clock())
+        return [_unescape(row["real"]) if row["key"].startswith(HASHED) and row["real"] else row["key"] for row in rows]
+
+    async def expired(self, now: float, limit: int = 100) -> list[str]:
+        rows = await self._call("fetch", self._sql["expired"], now, limit)
         return [_unescape(row["real"]) if row["key"].startswith(HASHED) and row["real"] else row["key"] for row in rows]
 
     async def incr(self, name: str, window: float) -> tuple[int, float]:

@@ -40,8 +40,9 @@ return {1, redis.call('GET', KEYS[1])}
 """
 
 # The record is written with "version" first, so the script reads it without decoding the JSON.
-# KEYS: record, lease, history. ARGV: owner, version read, record, TTL (ms, 0: none), restart the
-# history ('1'), history limit, then the history entries to append.
+# KEYS: record, lease, history, and (not in Cluster mode) the expiry index. ARGV: owner, version read,
+# record, TTL (ms, 0: none), restart the history ('1'), history limit, the expiry's score in the index
+# ('': not listed), then the history entries to append.
 WRITE = """
 local holder = redis.call('GET', KEYS[2])
 if holder and holder ~= ARGV[1] then return -1 end
@@ -60,9 +61,12 @@ else
   redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
 end
 if ARGV[5] == '1' then redis.call('DEL', KEYS[3]) end
-if #ARGV > 6 then
-  for i = 7, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+if #ARGV > 7 then
+  for i = 8, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
   redis.call('LTRIM', KEYS[3], -tonumber(ARGV[6]), -1)
+end
+if KEYS[4] then
+  if ARGV[7] == '' then redis.call('ZREM', KEYS[4], KEYS[1]) else redis.call('ZADD', KEYS[4], ARGV[7], KEYS[1]) end
 end
 if ARGV[4] == '0' then
   redis.call('PERSIST', KEYS[3])
@@ -219,12 +223,38 @@ class RedisStore(SharedStore):
         key = key_of(record)
         data = dumps({"version": record["version"], **record})
         ttl = expiry_ms(record, self.clock())
+        listed = _listed(record)
+        if ttl and listed and self.keep_expired:
+            ttl += int(self.keep_expired * 1000)
         entries = [dumps(entry) for entry in appended.entries] if appended.limit > 0 else []
+        keys = [self._record_key(key), self._lease_key(key), self._history_key(key)]
+        score = repr(record["expires_at"]) if listed else ""
         outcome = await self._write_script(
-            keys=[self._record_key(key), self._lease_key(key), self._history_key(key)],
-            args=[owner or "", record["version"] - 1, data, ttl, "1" if appended.restart else "0", appended.limit, *entries],
+            keys=keys if self.cluster else [*keys, self._expiry_index],
+            args=[owner or "", record["version"] - 1, data, ttl, "1" if appended.restart else "0", appended.limit,
+                  score, *entries],
         )
+        if self.cluster and int(outcome) == 1:
+            await (self.client.zadd(self._expiry_index, {keys[0]: float(score)}) if score
+                   else self.client.zrem(self._expiry_index, keys[0]))
         return {1: SAVED, 0: STALE, -1: LEASE_LOST}[int(outcome)]
+
+    @property
+    def _expiry_index(self) -> str:
+        """A sorted set of the record keys that expire, by their expiry: the end sweep reads it."""
+        return f"{self.prefix}expiring"
+
+    async def expired(self, now: float, limit: int = 100) -> list[str]:
+        names = await self.client.zrangebyscore(self._expiry_index, "-inf", now, start=0, num=limit)
+        head = len(f"{self.prefix}session:") + (1 if self.cluster else 0)
+        keys = []
+        for name in names:
+            key = name.decode()[head:]
+            keys.append(key[:-1] if self.cluster else key)
+        return keys
+
+    async def unlist(self, key: str) -> None:
+        await self.client.zrem(self._expiry_index, self._record_key(key))
 
     async def _give_back(self, key: str) -> None:
         await self._give_back_script(keys=[self._lease_key(key)], args=[self.owner])
@@ -245,7 +275,9 @@ class RedisStore(SharedStore):
         return [loads(item) for item in items]
 
     async def delete(self, key: str) -> bool:
-        return bool(await self._drop_script(keys=[self._record_key(key), self._history_key(key)]))
+        existed = bool(await self._drop_script(keys=[self._record_key(key), self._history_key(key)]))
+        await self.unlist(key)
+        return existed
 
     async def keys(self) -> list[str]:
         head = f"{self.prefix}session:".encode()
@@ -260,6 +292,11 @@ class RedisStore(SharedStore):
     async def incr(self, name: str, window: float) -> tuple[int, float]:
         hits, left_ms = await self._count_script(keys=[f"{self.prefix}rate:{name}"], args=[max(1, int(window * 1000))])
         return int(hits), int(left_ms) / 1000
+
+
+def _listed(record: dict[str, Any]) -> bool:
+    """Whether the record belongs in the expiry index: it expires and its end has not run."""
+    return record.get("expires_at") is not None and not ((record.get("parts") or {}).get("life") or {}).get("ended")
 
 
 def _glob_escape(text: bytes) -> bytes:

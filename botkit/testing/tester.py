@@ -316,6 +316,8 @@ class BotTester:
             await harness.settle()
         clock.set(target)
         await harness.settle()
+        if await bot.lifecycle.sweep():  # sessions that expired meanwhile end (their end hook runs)
+            await harness.settle()
         await harness.refresh()
         harness.failures_since(errors)
         return self.replies[mark:]
