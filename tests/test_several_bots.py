@@ -95,3 +95,33 @@ async def test_each_bot_runs_its_own_module_even_with_one_name(tmp_path):
         assert [call.json["text"] for call in api.calls_to("/sendMessage")] == ["from support", "from sales", "from support"]
     finally:
         await api.close()
+
+
+async def test_each_bot_has_its_desk_under_its_name_and_logs_its_own_paths(tmp_path, caplog):
+    desk = '{"secret": "desk-secret-of-the-several-bots-test"}'
+    support = load_config(write_bot(tmp_path / "support", "s", desk=desk))
+    sales = load_config(write_bot(tmp_path / "sales", "x"))
+    api = FakeAPI()
+    await api.start()
+    try:
+        bots = []
+        for config in several_bots([support, sales]):
+            config.channels = {"telegram": {"access_token": TOKEN, "secret_token": SECRET, "api_base": api.url}}
+            bots.append(Bot(config))
+        from aiohttp.test_utils import TestClient, TestServer
+
+        caplog.set_level("INFO", logger="botkit")
+        async with TestClient(TestServer(create_several(bots), host="127.0.0.1")) as client:
+            auth = {"Authorization": "Bearer desk-secret-of-the-several-bots-test"}
+            response = await client.get("/support/desk/api/conversations", headers=auth)
+            assert response.status == 200 and await response.json() == {"conversations": []}
+            assert (await client.get("/desk/api/conversations", headers=auth)).status == 404
+            assert (await client.get("/sales/desk/api/conversations", headers=auth)).status == 404
+            page = await client.get("/support/desk", allow_redirects=True)
+            assert page.status == 200 and str(page.url).endswith("/support/desk/")
+            assert (await client.get("/support/desk/static/desk.js")).status == 200
+        served = [record.getMessage() for record in caplog.records if record.getMessage().startswith("botkit serving")]
+        assert any("telegram at /support/webhooks/telegram" in line and "desk at /support/desk" in line for line in served)
+        assert any("telegram at /sales/webhooks/telegram" in line and "desk" not in line for line in served)
+    finally:
+        await api.close()

@@ -258,7 +258,7 @@ class Bot:
         except StoreUnavailable as exc:
             outcome = exc
         except StoreRefused as exc:  # data the store will never take: answered, acknowledged, not tried again
-            log.error("inbox entry %s of %s: %s; acknowledged", entry.id, event.session_key, exc)
+            log.error("inbox entry %s of %s: %s; acknowledged", entry.id, shown(event.session_key), exc)
             outcome = exc
         if failure and not isinstance(outcome, BaseException):
             outcome = failure[0]
@@ -320,7 +320,7 @@ class Bot:
         try:
             await channel.deliver_late(event, inband)
         except Exception:
-            log.exception("delivering what the handler of %s sent after its webhook answered failed", event.session_key)
+            log.exception("delivering what the handler of %s sent after its webhook answered failed", shown(event.session_key))
 
     def _handler_for(self, event: Event, failure: list[BaseException]) -> Handler:
         """The app, or what a bot-started entry asks for: a scheduled step, a proactive send."""

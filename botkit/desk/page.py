@@ -27,8 +27,8 @@ def page_routes(prefix: str) -> list[Route]:
 
         return serve
 
-    async def to_page(request: Request) -> Reply:
-        return Reply(308, b"", headers={"Location": f"{prefix}/"})
+    async def to_page(request: Request) -> Reply:  # relative: the desk may be served under /<bot name>/
+        return Reply(308, b"", headers={"Location": prefix.rsplit("/", 1)[-1] + "/"})
 
     routes = [Route("GET", prefix, to_page),
               Route("GET", f"{prefix}/", served("desk.html", "text/html; charset=utf-8", PAGE_HEADERS))]

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from botkit.core.errors import BotkitError, SkipSave, StoreUnavailable
 from botkit.core.events import Event
+from botkit.core.keys import shown
 from botkit.core.session import FLOW, Session
 from botkit.engine.context import Context
 from botkit.engine.dispatcher import Outcome
@@ -133,12 +134,13 @@ def step_handler(step: Step) -> Callable[[Context], Awaitable[None]]:
 
     async def handler(context: Context) -> None:
         session = context.session
+        who = shown(step.key)
         if session.created_at != step.session_created_at:
-            raise SkipSave(f"step to {step.slug} for {step.key} dropped: the session it was scheduled in has expired")
+            raise SkipSave(f"step to {step.slug} for {who} dropped: the session it was scheduled in has expired")
         if cancelled(session, step):
-            raise SkipSave(f"step to {step.slug} for {step.key} dropped: cancelled by cancel_steps")
+            raise SkipSave(f"step to {step.slug} for {who} dropped: cancelled by cancel_steps")
         if step.unless_moved and session.slug != step.from_slug:
-            raise SkipSave(f"step to {step.slug} for {step.key} dropped: the session moved on from {step.from_slug} to {session.slug}")
+            raise SkipSave(f"step to {step.slug} for {who} dropped: the session moved on from {step.from_slug} to {session.slug}")
         move(session, step.slug)
         if context.app is not None:
             await context.app(context)
@@ -155,4 +157,4 @@ async def run_step(run: Runner, step: Step) -> None:
     except StoreUnavailable:
         raise
     except BotkitError as exc:  # no channel reaches the session (its channel was turned off, say)
-        log.warning("step to %s for %s dropped: %s", step.slug, step.key, exc)
+        log.warning("step to %s for %s dropped: %s", step.slug, shown(step.key), exc)

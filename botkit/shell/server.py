@@ -36,6 +36,8 @@ log = logging.getLogger("botkit.server")
 
 BOT_KEY = web.AppKey("bot", Bot)
 BOTS_KEY = web.AppKey("bots", list[Bot])
+PREFIX_KEY = web.AppKey("prefix", str)
+"""Where a bot's app is mounted when one server runs several bots (``/support``)."""
 CLIENT_KEY = web.RequestKey("client", str)
 """The client's address (behind trusted proxies, the one they name) on every aiohttp request."""
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
@@ -77,7 +79,9 @@ def create_several(bots: Sequence[Bot]) -> web.Application:
     app[BOTS_KEY] = list(bots)
     app.router.add_get("/healthz", healthz_of_all)
     for bot in bots:
-        app.add_subapp(f"/{bot.config.bot_name}", create_app(bot))
+        served = create_app(bot)
+        served[PREFIX_KEY] = f"/{bot.config.bot_name}"
+        app.add_subapp(served[PREFIX_KEY], served)
     return app
 
 
@@ -272,7 +276,10 @@ async def healthz(request: web.Request) -> web.Response:
 async def _start_bot(app: web.Application) -> None:
     bot = app[BOT_KEY]
     await bot.start()
-    served = ", ".join(f"{name} at {path}" for name, path in _paths(bot)) or "no channel"
+    prefix = app.get(PREFIX_KEY, "")
+    served = ", ".join(f"{name} at {path}" for name, path in _paths(bot, prefix)) or "no channel"
+    if bot.role != "worker" and bot.config.desk is not None:
+        served += f", desk at {prefix}{bot.config.desk['path']}"
     log.info("botkit serving %s on the %s driver", served, bot.config.session["driver"])
 
 
@@ -296,10 +303,10 @@ async def _stop_bot(app: web.Application) -> None:
     await app[BOT_KEY].stop()
 
 
-def _paths(bot: Bot) -> list[tuple[str, str]]:
+def _paths(bot: Bot, prefix: str = "") -> list[tuple[str, str]]:
     paths: dict[str, set[str]] = {}
     for name, route in bot.routes():
-        paths.setdefault(name, set()).add(route.path)
+        paths.setdefault(name, set()).add(prefix + route.path)
     return [(name, ", ".join(sorted(found))) for name, found in paths.items()]
 
 

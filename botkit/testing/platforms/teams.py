@@ -116,6 +116,8 @@ class TeamsPlatform(Platform):
         if authorization.removeprefix("Bearer ") not in self.issued:
             return 401, {"message": "Authorization has been denied for this request."}
         parts = call.url[len(SERVICE_URL):].split("?")[0].split("/")
+        if len(parts) == 4 and parts[:2] == ["v3", "conversations"] and parts[3] == "members" and call.method == "GET":
+            return self._members(unquote(parts[2]))
         if len(parts) < 4 or parts[:2] != ["v3", "conversations"] or parts[3] != "activities":
             return 404, {"error": {"code": "BadSyntax", "message": "unknown connector route"}}
         conversation = unquote(parts[2])
@@ -127,6 +129,15 @@ class TeamsPlatform(Platform):
         if read:
             self.deliver(conversation, read)
         return 201, {"id": activity_id}
+
+    def _members(self, conversation: str) -> tuple[int, Any]:
+        """``GET v3/conversations/{id}/members``: the users of a conversation (a personal chat has one)."""
+        user = self.addresses.get(conversation)
+        if user is None:
+            return 404, {"error": {"code": "ConversationNotFound", "message": "Conversation not found."}}
+        tenant = self.adapter.settings.get("tenant_id") or "7e57e4a1-0000-4000-8000-000000000001"
+        return 200, [{"id": user.ids["user_id"], "name": user.display_name, "aadObjectId": user.ids["aad"],
+                      "userRole": "user", "tenantId": tenant}]
 
     def _read(self, activity: dict[str, Any], to: str, activity_id: str) -> list[Message]:
         if activity.get("type", "message") != "message":

@@ -43,6 +43,11 @@ class TwilioPlatform(Platform):
     number: ClassVar[str] = SMS_NUMBER
     buttons = False
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[dict[str, Any]] = []
+        """Voice calls the bot placed, the newest first (as Twilio lists them)."""
+
     def test_settings(self) -> dict[str, Any]:
         return {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "phone_number": self.number}
 
@@ -91,6 +96,8 @@ class TwilioPlatform(Platform):
             return _error(401, 20003, "Authenticate")
         if call.path.endswith("/Indicators/Typing.json"):
             return 200, {"success": True}
+        if call.path.endswith(f"/Accounts/{ACCOUNT_SID}/Calls.json"):
+            return self._call(call)
         if not call.path.endswith(f"/Accounts/{ACCOUNT_SID}/Messages.json"):
             return 404, {"code": 20404, "message": "The requested resource was not found", "status": 404}
         form = call.data
@@ -112,6 +119,25 @@ class TwilioPlatform(Platform):
         return 201, {"sid": sid, "account_sid": ACCOUNT_SID, "to": to, "from": sender, "body": body, "status": "queued",
                      "num_media": str(len(media)), "num_segments": "1", "direction": "outbound-api",
                      "api_version": "2010-04-01", "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json"}
+
+    def _call(self, call: HttpCall) -> tuple[int, Any]:
+        """The Voice API: ``POST Calls.json`` places a call (``To``, ``From``, and ``Url`` or ``Twiml``);
+        ``GET`` lists those placed."""
+        if call.method == "GET":
+            return 200, {"calls": self.calls, "page": 0, "page_size": 50}
+        form = call.data
+        for name in ("To", "From"):
+            if not E164.match(form.get(name, "").removeprefix("client:")):
+                return _error(400, 21201 if name == "To" else 21210, f"The '{name}' number {form.get(name, '')} "
+                                                                     "is not a valid phone number.")
+        if not form.get("Url") and not form.get("Twiml") and not form.get("ApplicationSid"):
+            return _error(400, 21205, "Url parameter is required.")
+        sid = f"CA{self.base + 2:016x}{self.next():016x}"
+        placed = {"sid": sid, "account_sid": ACCOUNT_SID, "to": form["To"], "from": form["From"], "status": "queued",
+                  "direction": "outbound-api", "api_version": "2010-04-01",
+                  "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{sid}.json"}
+        self.calls.insert(0, placed)
+        return 201, placed
 
     def _read(self, form: dict[str, str], media: list[str], to: str, sid: str) -> Message:
         body = form.get("Body") or None
