@@ -190,3 +190,23 @@ def test_desk_setting_mistakes_name_the_setting(tmp_path, desk, setting):
 def test_the_desk_takes_the_web_channels_jwt_key_and_is_no_custom_setting(tmp_path):
     config = make_config(tmp_path, desk={}, channels={"web": {"jwt_key": "a-long-hs256-key"}})
     assert config.desk["secret"] == "a-long-hs256-key" and "desk" not in config.extra
+
+
+async def test_the_list_of_handed_off_conversations_is_no_session_in_listings_or_stats(fake_api, tmp_path):
+    """The desk keeps its list beside the sessions; `botkit sessions list` and the stats show conversations only."""
+    from botkit.engine.stats import active_sessions
+
+    bot = handoff_bot(fake_api, tmp_path, session={"driver": "file", "stores": {"file": {"dirname": str(tmp_path / "s")}}})
+    async with Served(bot) as served:
+        await served.post("/webhooks/telegram", json=update(1, "human"), headers=HEADERS)
+        await fake_api.wait_for(1, "/sendMessage")
+        async with served.get("/desk/api/conversations", headers=AUTH) as response:
+            assert len((await response.json())["conversations"]) == 1
+        assert await active_sessions(bot.store, bot.clock()) == {"telegram": 1}
+    (tmp_path / "bot.config.py").write_text(
+        f"session = {{'driver': 'file', 'stores': {{'file': {{'dirname': {str(tmp_path / 's')!r}}}}}}}\n")
+    from tests.stores import run_cli
+
+    listed = run_cli("sessions", "list", "--config", str(tmp_path / "bot.config.py"))
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split() == ["telegram:42"]

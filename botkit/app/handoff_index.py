@@ -9,9 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 from botkit.core.errors import VersionConflict
+from botkit.core.keys import OWN, SessionKey
 from botkit.storage.base import SessionStore
 
-INDEX_KEY = "botkit:handoffs"
+INDEX_KEY = SessionKey.of(OWN, "handoffs")
 PART = "handoffs"
 ATTEMPTS = 5
 

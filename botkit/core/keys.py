@@ -4,6 +4,9 @@ from __future__ import annotations
 import hashlib
 
 SEPARATOR = ":"
+OWN = "botkit"
+"""The platform part of the keys of botkit's own records kept beside the sessions (the desk's list of
+conversations in human mode, ``botkit:handoffs``): no channel uses it, and listings leave them out."""
 
 
 class SessionKey(str):
@@ -24,6 +27,11 @@ class SessionKey(str):
     def ident(self) -> str:
         """What follows the platform: a chat id, a phone number, a web session id."""
         return self.partition(SEPARATOR)[2]
+
+
+def is_conversation(key: str) -> bool:
+    """Whether ``key`` is a conversation's session, not one of botkit's own records (``OWN``)."""
+    return key.partition(SEPARATOR)[0] != OWN
 
 
 def shown(key: str) -> str:

@@ -5,6 +5,7 @@ import statistics
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from botkit.core.keys import is_conversation
 from botkit.core.session import Session
 from botkit.storage.base import SessionStore
 
@@ -44,6 +45,8 @@ async def active_sessions(store: SessionStore, now: float) -> dict[str, int]:
     for the CLI, not for hot paths."""
     counts: dict[str, int] = {}
     for key in await store.keys():
+        if not is_conversation(key):
+            continue
         record = await store.load(key)
         if record is None:
             continue

@@ -220,6 +220,7 @@ async def _stats(config: Config, since: float | None, as_json: bool) -> int:
 
 async def _sessions(config: Config, action: str, key: str) -> int:
     from botkit.app.bot import Bot
+    from botkit.core.keys import is_conversation
     from botkit.core.session import Session
     from botkit.engine.transcript import attach
 
@@ -227,7 +228,7 @@ async def _sessions(config: Config, action: str, key: str) -> int:
     await bot.store.open()
     try:
         if action == "list":
-            for found in sorted(await bot.store.keys()):
+            for found in sorted(filter(is_conversation, await bot.store.keys())):
                 print(found)
         elif action == "show":
             record = await bot.store.load(key)
