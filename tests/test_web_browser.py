@@ -92,7 +92,7 @@ async def test_the_chat_page_counts_keeps_its_history_and_shows_what_the_bot_sta
             await box.fill("hello again")
             await box.press("Enter")
             await expect(log).to_contain_text("Count: 1")
-            assert await bot.load_session(f"web:{session_id}") is not None
+            assert await bot.load_session(f"web:{session_id}") is None, "a new conversation ends the old session"
             assert not (await small.request.get(served.url + "/api/history", headers={"Authorization": f"Bearer {token}"})).ok
         finally:
             await browser.close()
