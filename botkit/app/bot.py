@@ -20,7 +20,7 @@ from botkit.app.waiting import Waiters
 from botkit.app.webhook import receive
 from botkit.core.errors import BotkitError, ConfigError, StoreRefused, StoreUnavailable
 from botkit.core.events import Event
-from botkit.core.keys import SessionKey
+from botkit.core.keys import SessionKey, shown
 from botkit.core.requests import Reply, Request
 from botkit.core.sending import Sender
 from botkit.core.session import Session
@@ -33,6 +33,7 @@ from botkit.engine.worker import InboxWorker
 from botkit.flows.context import FlowContext
 from botkit.flows.steps import run_step, step_handler
 from botkit.http import HttpClient
+from botkit.observe import tracing
 from botkit.storage import SessionStore, make_store
 from botkit.storage.inbox import Entry
 from botkit.storage.steps import Step
@@ -203,6 +204,15 @@ class Bot:
 
     async def _put(self, events: list[Event], origin: str | None = "self") -> list[str]:
         assert self.inbox is not None
+        with tracing.span("inbox", {"botkit.events": len(events)}):
+            return await self._put_traced(events, origin)
+
+    async def _put_traced(self, events: list[Event], origin: str | None) -> list[str]:
+        assert self.inbox is not None
+        carrier = tracing.carrier()
+        if carrier is not None:
+            for event in events:
+                event.meta[tracing.TRACE] = carrier
         items = [(event.session_key, event.to_dict()) for event in events]
         origin = self.owner if origin == "self" else origin
         try:
@@ -219,6 +229,11 @@ class Bot:
         """The worker's turn for one inbox entry: handle it, then tell the webhook that waits for it."""
         event = Event.from_dict(entry.event)
         event.meta[INBOX_ENTRY] = entry.id
+        parent = tracing.extract(event.meta.get(tracing.TRACE))
+        with tracing.span("handle", {"botkit.channel": event.channel, "botkit.event_type": event.type}, parent):
+            await self._handle_traced(entry, event)
+
+    async def _handle_traced(self, entry: Entry, event: Event) -> None:
         local = entry.origin == self.owner
         waiting = self.waiters.live(entry.id) is not None if local else self._may_wait(entry, event)
         inband: Inband | None = [] if waiting else None
@@ -229,7 +244,7 @@ class Bot:
         except StoreUnavailable as exc:
             outcome = exc
         except StoreRefused as exc:  # data the store will never take: answered, acknowledged, not tried again
-            log.error("inbox entry %s of %s: %s; acknowledged", entry.id, event.session_key, exc)
+            log.error("inbox entry %s of %s: %s; acknowledged", entry.id, shown(event.session_key), exc)
             outcome = exc
         if failure and not isinstance(outcome, BaseException):
             outcome = failure[0]
@@ -291,7 +306,7 @@ class Bot:
         try:
             await channel.deliver_late(event, inband)
         except Exception:
-            log.exception("delivering what the handler of %s sent after its webhook answered failed", event.session_key)
+            log.exception("delivering what the handler of %s sent after its webhook answered failed", shown(event.session_key))
 
     def _handler_for(self, event: Event, failure: list[BaseException]) -> Handler:
         """The app, or what a bot-started entry asks for: a scheduled step, a proactive send."""

@@ -38,6 +38,8 @@ SERVER_DEFAULTS: dict[str, Any] = {
     "read_timeout": 30.0,
     "max_connections": None,
     "trusted_proxies": (),
+    "metrics": False,
+    "log_format": "text",
 }
 HTTP_DEFAULTS: dict[str, Any] = {"timeout": 10.0, "attempts": 4, "backoff": 0.5, "max_wait": 30.0}
 
@@ -150,6 +152,7 @@ def _validate(config: Config) -> None:
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         raise ConfigError("server.client_max_size", f"must be a number of bytes, not {size!r}")
     _validate_limits(config.server)
+    _validate_observability(config.server)
 
 
 def _validate_limits(server: dict[str, Any]) -> None:
@@ -170,6 +173,13 @@ def _validate_limits(server: dict[str, Any]) -> None:
         except (TypeError, ValueError):
             raise ConfigError("server.trusted_proxies", f"{proxy!r} is not an IP address or network") from None
     server["trusted_proxies"] = tuple(proxies)
+
+
+def _validate_observability(server: dict[str, Any]) -> None:
+    if not isinstance(server["metrics"], bool):
+        raise ConfigError("server.metrics", f"must be True (GET /metrics) or False, not {server['metrics']!r}")
+    if server["log_format"] not in ("text", "json"):
+        raise ConfigError("server.log_format", f'must be "text" or "json", not {server["log_format"]!r}')
 
 
 def _mapping(settings: Mapping[str, Any], name: str, default: Any) -> dict[str, Any]:

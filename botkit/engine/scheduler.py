@@ -7,6 +7,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from botkit.core.errors import StoreUnavailable
+from botkit.core.keys import shown
+from botkit.observe import metrics
 from botkit.storage.steps.base import StepStore
 from botkit.storage.steps.step import Step
 
@@ -127,6 +129,7 @@ class Scheduler:
                 log.info("the step store answers again; scheduled steps run")
                 failures = 0
             for step in steps:
+                metrics.step_late(now - step.due)
                 task = asyncio.create_task(self._run(step), name=f"botkit-step-{step.id}")
                 self._running.add(task)
                 task.add_done_callback(self._finished)
@@ -152,11 +155,11 @@ class Scheduler:
         try:
             await self.run(step)
         except StoreUnavailable as exc:
-            log.warning("scheduled step to %s for %s: %s; trying again in %gs", step.slug, step.key, exc, self.retry_in)
+            log.warning("scheduled step to %s for %s: %s; trying again in %gs", step.slug, shown(step.key), exc, self.retry_in)
             await self._quietly(self.store.retry(step.id, self.clock() + self.retry_in))
             return
         except Exception:
-            log.exception("scheduled step to %s for %s failed; dropped", step.slug, step.key)
+            log.exception("scheduled step to %s for %s failed; dropped", step.slug, shown(step.key))
         await self._quietly(self.store.done(step.id))
 
     async def _quietly(self, call: Awaitable[None]) -> None:

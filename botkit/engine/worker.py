@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 
 from botkit.core.errors import StoreUnavailable
+from botkit.core.keys import shown
 from botkit.storage.inbox import Claim, Entry, Inbox
 
 log = logging.getLogger("botkit.engine.worker")
@@ -105,18 +106,18 @@ class InboxWorker:
                 try:
                     await self.handle(entry)
                 except StoreUnavailable as exc:
-                    log.warning("inbox entry %s of %s waits: %s; trying again in %gs", entry.id, claim.key, exc, self.retry_in)
+                    log.warning("inbox entry %s of %s waits: %s; trying again in %gs", entry.id, shown(claim.key), exc, self.retry_in)
                     ready_at = self.clock() + self.retry_in
                     return
                 except Exception:
-                    log.exception("inbox entry %s of %s could not be handled; dropped", entry.id, claim.key)
+                    log.exception("inbox entry %s of %s could not be handled; dropped", entry.id, shown(claim.key))
                 await self.inbox.ack(claim.key, entry.id)
         except asyncio.CancelledError:
             ready_at = self.clock()  # stopping: the rest is for whoever comes next, at once
             cancelled = True
             raise
         except Exception as exc:
-            log.warning("inbox of %s: %s: %s; its entries are tried again shortly", claim.key, type(exc).__name__, exc)
+            log.warning("inbox of %s: %s: %s; its entries are tried again shortly", shown(claim.key), type(exc).__name__, exc)
             ready_at = self.clock() + self.retry_in
             return
         finally:
@@ -137,7 +138,7 @@ class InboxWorker:
                 return
             except Exception as exc:
                 if self.clock() + wait >= deadline:
-                    log.warning("could not end the inbox lease of %s (%s); it runs out by itself", claim.key, exc)
+                    log.warning("could not end the inbox lease of %s (%s); it runs out by itself", shown(claim.key), exc)
                     return
             await asyncio.sleep(wait)
             wait = min(wait * 2, 1.0)

@@ -107,7 +107,7 @@ class FlowContext(Context):
             log.warning(
                 "step to %s for %s is due in %.0fs, after session.expires_in (%g min): the session expires first "
                 "unless the user writes again, and the step is then dropped (docs/flows.md)",
-                slug, self.session.id, delay, expires_in,
+                slug, shown(self.session.id), delay, expires_in,
             )
         if self.schedule is None:
             raise BotkitError("scheduled steps need a scheduler; this bot runs without one")

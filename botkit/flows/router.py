@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from botkit.core.errors import BotkitError
+from botkit.core.keys import shown
 from botkit.core.session import Session
 
 
@@ -174,7 +175,7 @@ class Flows:
             await self._catch_all(context)
         else:
             log.warning("%s: slug %r names no state and there is no catch-all; starting over at %s",
-                        context.session.id, slug, self.entry)
+                        shown(context.session.id), slug, self.entry)
             move(context.session, self.entry)
             await self._states[self.entry](context)
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from botkit.core.errors import BotkitError, SkipSave, StoreUnavailable
 from botkit.core.events import Event
+from botkit.core.keys import shown
 from botkit.core.session import Session
 from botkit.engine.context import Context
 from botkit.engine.dispatcher import Outcome
@@ -115,4 +116,4 @@ async def run_step(run: Runner, step: Step) -> None:
     except StoreUnavailable:
         raise
     except BotkitError as exc:  # no channel reaches the session (its channel was turned off, say)
-        log.warning("step to %s for %s dropped: %s", step.slug, step.key, exc)
+        log.warning("step to %s for %s dropped: %s", step.slug, shown(step.key), exc)

@@ -92,7 +92,9 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
 def cmd_start(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     from botkit.app.bot import Bot
+    from botkit.observe import logs
 
+    logs.install(config.server["log_format"])
     bot = Bot(config, role=args.role)  # fail fast, in the parent, on any config error
     if args.role != "all" and (bot.inbox is None or not bot.inbox.shared):
         raise ConfigError("session.driver", f"--role {args.role} needs an inbox that processes share: use the redis or "

@@ -26,10 +26,12 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestHandler
 
 from botkit.adapters.base import Route
+from botkit.app import observing
 from botkit.app.bot import Bot
 from botkit.app.config import Config
 from botkit.core.errors import RequestRejected
 from botkit.core.requests import Reply, Request
+from botkit.observe import metrics
 
 log = logging.getLogger("botkit.server")
 
@@ -48,10 +50,13 @@ does not reset the connection before the client has read the 503."""
 
 def create_app(bot: Bot) -> web.Application:
     """An application serving ``bot``; it starts the bot on start-up and stops it on cleanup."""
+    observing.setup(bot.config)
     proxies = TrustedProxies(bot.config.server["trusted_proxies"])
     app = web.Application(client_max_size=bot.config.server["client_max_size"], middlewares=[_each_request(proxies)])
     app[BOT_KEY] = bot
     app.router.add_get("/healthz", healthz)
+    if bot.config.server["metrics"]:
+        app.router.add_get("/metrics", metrics_page)
     if bot.role != "worker":
         for name, route in bot.routes():
             app.router.add_route(route.method, route.path, _handler(bot, name, route))
@@ -171,7 +176,12 @@ def _handler(bot: Bot, channel: str, route: Route) -> Callable[[web.Request], Aw
             reply = await route.handler(plain)
         return await _send(request, reply)
 
-    return handle
+    async def counted(request: web.Request) -> web.StreamResponse:
+        response = await handle(request)
+        metrics.webhook(channel, response.status)
+        return response
+
+    return counted
 
 
 async def _send(request: web.Request, reply: Reply) -> web.StreamResponse:
@@ -209,6 +219,14 @@ async def healthz(request: web.Request) -> web.Response:
             age = None if stats.oldest is None else round(bot.clock() - stats.oldest, 3)
             body["inbox"] = {"depth": stats.depth, "oldest_age_seconds": age}
     return web.json_response(body)
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    """``server.metrics``: the Prometheus text format (every worker's figures under ``--workers``)."""
+    bot = request.app[BOT_KEY]
+    await observing.sample(bot.inbox, bot.scheduler if bot.role != "web" else None, bot.clock)
+    body, content_type = metrics.exposition()
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 async def _start_bot(app: web.Application) -> None:

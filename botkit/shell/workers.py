@@ -16,8 +16,11 @@ import asyncio
 import importlib.util
 import logging
 import math
+import os
 import queue
+import shutil
 import signal
+import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,6 +30,7 @@ from gunicorn.app.base import BaseApplication
 
 from botkit.app.config import Config, load_config
 from botkit.core.errors import BotkitError, ConfigError
+from botkit.observe import logs
 from botkit.shell.server import BotRunner, WorkerAccessLog
 from botkit.storage import driver_class
 
@@ -49,6 +53,7 @@ def serve_workers(config: Config, workers: int, host: str | None = None, port: i
                           "would each keep their own; with --workers use redis, postgres, mongo or file")
     _check_store(config)
     server = config.server
+    metrics_dir = _metrics_dir() if server["metrics"] else None
     master = _Master(config, role, {
         "bind": [_address(host or server["host"], port if port is not None else server["port"])],
         "workers": workers,
@@ -60,12 +65,50 @@ def serve_workers(config: Config, workers: int, host: str | None = None, port: i
         "proc_name": "botkit",
         "control_socket_disable": True,
         "post_fork": _heed_an_early_stop,
+        "child_exit": _worker_exited if server["metrics"] else _nothing,
+        "on_starting": _log_format(server["log_format"]),
+        "on_reload": _log_format(server["log_format"]),
     })
     try:
         master.run()
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _metrics_dir() -> str | None:
+    """prometheus_client's multiprocess mode: each worker writes its figures to files in one folder, and a
+    scrape of any worker sums them. The folder is the user's ``PROMETHEUS_MULTIPROC_DIR`` (kept), else a
+    fresh one made here (removed on exit); set before the workers fork, so they import the client in it."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    made = tempfile.mkdtemp(prefix="botkit-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    return made
+
+
+def _worker_exited(arbiter: Any, worker: Any) -> None:
+    """A worker is gone: its live gauges (the sampled ones) no longer count; its counters still do."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def _nothing(arbiter: Any, worker: Any) -> None:
+    pass
+
+
+def _log_format(log_format: str) -> Callable[[Any], None]:
+    def install(arbiter: Any) -> None:
+        logs.install(log_format, GUNICORN_LOGGERS)
+
+    return install
+
+
+GUNICORN_LOGGERS = ("gunicorn.error", "gunicorn.access")
 
 
 class _Master(BaseApplication):  # type: ignore[misc]
@@ -106,6 +149,7 @@ class _Master(BaseApplication):  # type: ignore[misc]
             tune_gc()
 
             server = config.server
+            logs.install(server["log_format"], GUNICORN_LOGGERS)
             return _LingeringRunner(
                 create_app(Bot(config, role=role)),
                 access_log=logging.getLogger("gunicorn.access") if server["access_log"] else None,

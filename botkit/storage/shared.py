@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from botkit.core.errors import ConfigError, StoreUnavailable, VersionConflict
+from botkit.core.keys import shown
 from botkit.core.session import key_of
 from botkit.storage.base import NOTHING, Appended, Lease, SessionStore
 
@@ -144,10 +145,10 @@ class SharedStore(SessionStore):
             try:
                 kept = await asyncio.wait_for(self._extend(key), self.timeout)
             except Exception as exc:  # the store is away; the lease may still hold, try again
-                log.warning("could not renew the lease on session %s: %s", key, exc)
+                log.warning("could not renew the lease on session %s: %s", shown(key), exc)
                 kept = True
             if not kept:
-                log.warning("the lease on session %s ran out while its handler ran; its save will be refused", key)
+                log.warning("the lease on session %s ran out while its handler ran; its save will be refused", shown(key))
             elif self._renewals.get(key) is entry:
                 entry[0] = loop.call_later(period, due)
 
