@@ -102,6 +102,10 @@ async def test_prometheus_scrapes_two_workers_and_counts_every_webhook(fake_api,
                 assert float(handled[0]["value"][1]) == sent
                 sends = await prometheus.query('sum(botkit_sends_total{channel="telegram",status="200"})')
                 assert float(sends[0]["value"][1]) == sent
+                timed = await prometheus.query('sum(botkit_handler_seconds_count{channel="telegram"})')
+                assert float(timed[0]["value"][1]) == sent
+                commits = await prometheus.query('sum(botkit_store_call_seconds_count{operation="commit"})')
+                assert float(commits[0]["value"][1]) == sent
                 depth = await prometheus.query("botkit_inbox_depth")
                 assert depth and float(depth[0]["value"][1]) == 0
 

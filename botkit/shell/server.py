@@ -17,7 +17,7 @@ import logging
 import os
 import resource
 import signal
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, cast
 
@@ -57,6 +57,7 @@ def create_app(bot: Bot) -> web.Application:
     app.router.add_get("/healthz", healthz)
     if bot.config.server["metrics"]:
         app.router.add_get("/metrics", metrics_page)
+        app.cleanup_ctx.append(_metrics_flusher)
     if bot.role != "worker":
         for name, route in bot.routes():
             app.router.add_route(route.method, route.path, _handler(bot, name, route))
@@ -227,6 +228,13 @@ async def metrics_page(request: web.Request) -> web.Response:
     await observing.sample(bot.inbox, bot.scheduler if bot.role != "web" else None, bot.clock)
     body, content_type = metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def _metrics_flusher(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.get_running_loop().create_task(metrics.flusher(), name="botkit-metrics")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _start_bot(app: web.Application) -> None:

@@ -1,0 +1,87 @@
+"""``python -m bench --metrics``: what ``server.metrics = True`` costs. Each botkit row gets a twin with
+metrics on (``<row> (metrics)``), run right after it between the same baselines; while the twin is loaded
+this scrapes its ``/metrics`` every ``SCRAPE_EVERY`` seconds, as a Prometheus server would (but more
+often). With ``--repeat N`` the runs alternate off, on, off, on…, and the cost is taken over the medians."""
+from __future__ import annotations
+
+import statistics
+import threading
+import urllib.request
+from dataclasses import replace
+from typing import Any
+
+from bench.scenarios import Row
+
+VARIANT = "metrics"
+SCRAPE_EVERY = 1.0
+
+
+def with_twins(rows: list[Row]) -> list[Row]:
+    """Each plain botkit row followed by its metrics-on twin."""
+    out: list[Row] = []
+    for row in rows:
+        out.append(row)
+        if not row.is_baseline and row.peer is None and row.variant is None:
+            out.append(replace(row, variant=VARIANT))
+    return out
+
+
+class Scraper:
+    """GET ``url`` every ``SCRAPE_EVERY`` seconds in a thread until stopped; counts the answers."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.scrapes = 0
+        self.failures = 0
+        self.bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Scraper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(SCRAPE_EVERY):
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as response:
+                    self.bytes = len(response.read())
+                    self.scrapes += 1
+            except OSError:
+                self.failures += 1
+
+
+def comparison(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per row with a twin: the median req/s and ratio to the baselines beside, off and on, and the cost."""
+    found = []
+    for twin in sorted({run["row"] for run in runs if run["variant"] == VARIANT}):
+        plain = twin.replace(f" ({VARIANT})", "")
+        off = [run for run in runs if run["row"] == plain]
+        on = [run for run in runs if run["row"] == twin]
+        if not off or not on:
+            continue
+        entry: dict[str, Any] = {"row": plain, "runs": [len(off), len(on)]}
+        for key, pick in (("rps", lambda run: run["closed"]["rps"]), ("ratio", lambda run: run.get("ratio"))):
+            a = [value for run in off if (value := pick(run)) is not None]
+            b = [value for run in on if (value := pick(run)) is not None]
+            if a and b:
+                entry[f"{key}_off"], entry[f"{key}_on"] = statistics.median(a), statistics.median(b)
+                entry[f"{key}_cost_percent"] = 100.0 * (1 - entry[f"{key}_on"] / entry[f"{key}_off"])
+        entry["scrapes"] = sum(run.get("scrapes", 0) for run in on)
+        found.append(entry)
+    return found
+
+
+def print_comparison(found: list[dict[str, Any]]) -> None:
+    if not found:
+        return
+    print("\nmetrics on vs off (medians; cost = how much less throughput with metrics on)")
+    for entry in found:
+        print(f"  {entry['row']}: {entry['rps_off']:.0f} → {entry['rps_on']:.0f} req/s "
+              f"(cost {entry['rps_cost_percent']:+.1f}%); vs baseline {entry.get('ratio_off', float('nan')):.3f} → "
+              f"{entry.get('ratio_on', float('nan')):.3f} (cost {entry.get('ratio_cost_percent', float('nan')):+.1f}%); "
+              f"runs {entry['runs'][0]}+{entry['runs'][1]}, {entry['scrapes']} scrapes of /metrics")
