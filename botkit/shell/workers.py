@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.worker import GunicornUVLoopWebWorker, GunicornWebWorker
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 from botkit.app.config import Config, load_config
 from botkit.core.errors import BotkitError, ConfigError
@@ -66,8 +67,7 @@ def serve_workers(config: Config, workers: int, host: str | None = None, port: i
         "control_socket_disable": True,
         "post_fork": _heed_an_early_stop,
         "child_exit": _worker_exited if server["metrics"] else _nothing,
-        "on_starting": _log_format(server["log_format"]),
-        "on_reload": _log_format(server["log_format"]),
+        "logger_class": JsonLogger if server["log_format"] == "json" else "gunicorn.glogging.Logger",
     })
     try:
         master.run()
@@ -101,14 +101,12 @@ def _nothing(arbiter: Any, worker: Any) -> None:
     pass
 
 
-def _log_format(log_format: str) -> Callable[[Any], None]:
-    def install(arbiter: Any) -> None:
-        logs.install(log_format, GUNICORN_LOGGERS)
+class JsonLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger with ``server.log_format = "json"``: its own lines (the master's, the access log) too."""
 
-    return install
-
-
-GUNICORN_LOGGERS = ("gunicorn.error", "gunicorn.access")
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        logs.install("json", ("gunicorn.error", "gunicorn.access"))
 
 
 class _Master(BaseApplication):  # type: ignore[misc]
@@ -149,7 +147,6 @@ class _Master(BaseApplication):  # type: ignore[misc]
             tune_gc()
 
             server = config.server
-            logs.install(server["log_format"], GUNICORN_LOGGERS)
             return _LingeringRunner(
                 create_app(Bot(config, role=role)),
                 access_log=logging.getLogger("gunicorn.access") if server["access_log"] else None,
