@@ -242,3 +242,58 @@ def test_a_wrong_log_format_is_one_config_error_line(tmp_path):
                           text=True, timeout=30)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ['botkit: config error: server.log_format: must be "text" or "json", not \'xml\'']
+
+
+# -- outcomes, in this process ----------------------------------------------------------------------------
+
+async def test_events_are_counted_by_outcome_and_a_middleware_can_count_one_as_rate_limited(tmp_path):
+    from botkit.observe import metrics
+    from tests.stores import bot_on, memory_store, text_event
+
+    async def limit(context: Any, call_next: Any) -> None:
+        if context.event.text == "too many":
+            metrics.count_as(context.event.meta, metrics.RATE_LIMITED)
+            return
+        await call_next(context)
+
+    metrics.enable()
+    before = counted_outcomes()
+    async with memory_store(tmp_path) as store:
+        bot = bot_on(store, tmp_path)
+        bot.dispatcher.middleware.append(limit)
+        await bot.dispatch([text_event(bot, event_id="1")])
+        await bot.dispatch([text_event(bot, event_id="1")])
+        await bot.dispatch([text_event(bot, text="too many", event_id="2")])
+    after = counted_outcomes()
+    assert {outcome: after.get(outcome, 0) - before.get(outcome, 0) for outcome in after} == {
+        "handled": 1, "duplicate": 1, "rate_limited": 1}
+
+
+def counted_outcomes() -> dict[str, float]:
+    from botkit.observe import metrics
+
+    body, content_type = metrics.exposition()
+    assert content_type.startswith("text/plain")
+    found: dict[str, float] = {}
+    for line in body.decode().splitlines():
+        if line.startswith('botkit_events_total{channel="test"'):
+            outcome = line.split('outcome="')[1].split('"')[0]
+            found[outcome] = found.get(outcome, 0) + float(line.rsplit(" ", 1)[1])
+    return found
+
+
+async def test_without_the_inbox_the_handler_and_its_sends_are_in_the_webhooks_trace(fake_api, tmp_path, traced):
+    config = bot_folder(tmp_path / "bot", channels=telegram(fake_api), server={"ack_within": None})
+    async with Server(config) as server, aiohttp.ClientSession() as http:
+        async with http.post(server.url + "/webhooks/telegram", json=update(1, 7), headers=HEADERS) as response:
+            assert response.status == 200
+        for _ in range(100):
+            spans = read_spans(traced)
+            if "webhook" in {span["name"] for span in spans}:
+                break
+            await asyncio.sleep(0.1)
+    by_name = {span["name"]: span for span in spans}
+    assert set(by_name) == {"webhook", "verify", "parse", "handler", "send"} and len(spans) == 5, spans
+    assert len({span["trace_id"] for span in spans}) == 1
+    assert by_name["handler"]["parent_id"] == by_name["webhook"]["span_id"]
+    assert by_name["send"]["parent_id"] == by_name["handler"]["span_id"]
