@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.util
 import logging
 import os
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -26,25 +26,35 @@ _NULL: contextlib.nullcontext[None] = contextlib.nullcontext()
 _api: Any = None
 """``opentelemetry.trace`` once found; False when not installed."""
 _setup_done = False
+_active = False
+_next_check = 0.0
+RECHECK = 1.0
 
 
 def _trace_api() -> Any:
     global _api
     if _api is None:
-        if importlib.util.find_spec("opentelemetry") is None or importlib.util.find_spec("opentelemetry.trace") is None:
-            _api = False
-        else:
+        try:
             _api = importlib.import_module("opentelemetry.trace")
+        except ImportError:  # the otel extra is not installed: tracing stays off
+            _api = False
     return _api
 
 
 def active() -> bool:
-    """True when spans are recorded: the API is installed and an SDK's tracer provider is set."""
-    api = _trace_api()
-    if not api:
+    """True when spans are recorded: the API is installed and an SDK's tracer provider is set. Asking the
+    API costs microseconds (it reads the environment), so a "no" is kept for ``RECHECK`` seconds: an SDK
+    configured later is noticed within that."""
+    global _active, _next_check
+    if _active:
+        return True
+    now = time.monotonic()
+    if now < _next_check:
         return False
-    provider = api.get_tracer_provider()
-    return not isinstance(provider, (api.ProxyTracerProvider, api.NoOpTracerProvider))
+    _next_check = now + RECHECK
+    api = _trace_api()
+    _active = bool(api) and not isinstance(api.get_tracer_provider(), (api.ProxyTracerProvider, api.NoOpTracerProvider))
+    return _active
 
 
 def span(name: str, attributes: Mapping[str, Any] | None = None, parent: Any = None) -> contextlib.AbstractContextManager[Any]:
@@ -108,3 +118,5 @@ def setup_from_env() -> None:
         getattr(importlib.import_module(module), name or "setup")()
     except Exception:
         log.exception("%s=%s failed; tracing stays off", SETUP, target)
+    global _next_check
+    _next_check = 0.0
