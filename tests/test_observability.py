@@ -297,3 +297,46 @@ async def test_without_the_inbox_the_handler_and_its_sends_are_in_the_webhooks_t
     assert len({span["trace_id"] for span in spans}) == 1
     assert by_name["handler"]["parent_id"] == by_name["webhook"]["span_id"]
     assert by_name["send"]["parent_id"] == by_name["handler"]["span_id"]
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_steps_due_and_their_lateness_are_sampled(kind, tmp_path, monkeypatch):
+    from botkit.app import observing
+    from botkit.engine.scheduler import Scheduler
+    from botkit.observe import metrics
+    from botkit.storage.steps import MemoryStepStore, Step
+    from botkit.storage.steps.redis import RedisStepStore
+    from tests.stores import unique
+
+    metrics.enable()
+    now = 1_000_000.0
+    store = MemoryStepStore() if kind == "memory" else RedisStepStore(REDIS_URL, unique("test-steps-"))
+    ran: list[str] = []
+
+    async def run(step: Step) -> None:
+        ran.append(step.id)
+
+    scheduler = Scheduler(store, run, clock=lambda: now)
+    await store.open()
+    try:
+        for n, due in enumerate((now - 30, now - 2, now + 60)):
+            await store.add(Step(id=f"s{n}", key="test:1", slug="a", due=due, scheduled_at=now - 100, session_created_at=1.0))
+        await observing.sample(None, scheduler, lambda: now)
+        assert gauge("botkit_scheduled_steps_due") == 2
+        late_before = gauge("botkit_scheduled_step_lateness_seconds_count")
+        await scheduler.run_due()
+        assert sorted(ran) == ["s0", "s1"]
+        await observing.sample(None, scheduler, lambda: now)
+        assert gauge("botkit_scheduled_steps_due") == 0
+        assert gauge("botkit_scheduled_step_lateness_seconds_count") - late_before == 2
+    finally:
+        for step in ("s0", "s1", "s2"):
+            await store.done(step)
+        await store.close()
+
+
+def gauge(name: str) -> float:
+    from botkit.observe import metrics
+
+    body, _ = metrics.exposition()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.decode().splitlines() if line.split("{")[0].split(" ")[0] == name)

@@ -35,8 +35,7 @@ async def sample(inbox: Inbox | None, scheduler: Scheduler | None, clock: Callab
             age = None if stats.oldest is None else max(clock() - stats.oldest, 0.0)
     if scheduler is not None:
         try:
-            now = clock()
-            steps_due = sum(1 for due, _ in await scheduler.pending() if due <= now)
+            steps_due = await scheduler.store.count_due_by(clock())
         except Exception as exc:
             log.warning("metrics: the scheduled steps could not be read: %s", exc)
     metrics.sample(inbox_depth=depth, inbox_oldest_age=age, steps_due=steps_due)

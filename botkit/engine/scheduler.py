@@ -129,7 +129,6 @@ class Scheduler:
                 log.info("the step store answers again; scheduled steps run")
                 failures = 0
             for step in steps:
-                metrics.step_late(now - step.due)
                 task = asyncio.create_task(self._run(step), name=f"botkit-step-{step.id}")
                 self._running.add(task)
                 task.add_done_callback(self._finished)
@@ -152,6 +151,7 @@ class Scheduler:
         self._wake.set()
 
     async def _run(self, step: Step) -> None:
+        metrics.step_late(self.clock() - step.due)
         try:
             await self.run(step)
         except StoreUnavailable as exc:

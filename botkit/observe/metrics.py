@@ -67,7 +67,7 @@ class _Live:
         self.lease_metric = Histogram("botkit_lease_wait_seconds", "Time an event waited for its session (this "
                                       "process's queue and the store's lease).", registry=reg, buckets=LEASE_BUCKETS)
         self.late_metric = Histogram("botkit_scheduled_step_lateness_seconds", "How long after its due time a "
-                                     "scheduled step was claimed.", registry=reg, buckets=LATE_BUCKETS)
+                                     "scheduled step started to run.", registry=reg, buckets=LATE_BUCKETS)
         self.depth = Gauge("botkit_inbox_depth", "Events waiting in the inbox (sampled at scrape).", registry=reg,
                            multiprocess_mode="livemostrecent")
         self.oldest = Gauge("botkit_inbox_oldest_age_seconds", "Age of the oldest waiting event (sampled at scrape).",
