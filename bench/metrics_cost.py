@@ -123,7 +123,70 @@ def recording_cost(requests: int = 200_000) -> dict[str, float]:
     return {"recording_us_per_request": per_request * 1e6, "scrape_ms": per_scrape * 1e3, "scrape_bytes": len(body)}
 
 
+def hot_path_ab(blocks: int = 20, per_block: int = 2000) -> dict[str, float]:
+    """The memory row's path in this process (telegram webhook → verify, parse, dispatch on the memory
+    driver, the counting bot, one send to a stub that answers at once, the 200), ``per_block`` requests with
+    metrics off, then on, alternately ``blocks`` times: the median CPU per request of each."""
+    import asyncio
+
+    import orjson
+    from multidict import CIMultiDict
+
+    import botkit.observe.metrics as metrics
+    from botkit.app.bot import Bot
+    from botkit.app.config import config_from_mapping
+    from botkit.core.requests import Request
+    from botkit.http import HttpClient
+
+    class Answering(HttpClient):
+        async def _attempts(self, *args: Any) -> tuple[int | None, Any, int]:
+            return 200, {"ok": True, "result": {}}, 1
+
+    async def counter(context: Any) -> None:
+        count = context.state["count"] + 1
+        context.set_state({"count": count})
+        await context.send_text(f"Count: {count}")
+
+    config = config_from_mapping({
+        "app": counter, "initial_state": {"count": 0}, "server": {"ack_within": None},
+        "session": {"driver": "memory", "stores": {"memory": {"max_size": 100_000}}},
+        "channels": {"telegram": {"access_token": "1:x", "secret_token": "s", "api_base": "http://127.0.0.1:9"}}})
+    headers = CIMultiDict({"X-Telegram-Bot-Api-Secret-Token": "s", "Content-Type": "application/json"})
+    metrics.enable()
+    live, off = metrics._live, None
+
+    async def run() -> dict[str, list[float]]:
+        bot = Bot(config, http=Answering())
+        await bot.start()
+        seconds: dict[str, list[float]] = {"off": [], "on": []}
+        update = 0
+        try:
+            for _ in range(blocks):
+                for arm in ("off", "on"):
+                    metrics._live = live if arm == "on" else off
+                    started = time.process_time()
+                    for _ in range(per_block):
+                        update += 1
+                        body = orjson.dumps({"update_id": update, "message": {"message_id": update, "date": 1700000000,
+                                             "text": "hi", "chat": {"id": update % 1000, "type": "private"}}})
+                        reply = await bot.receive("telegram", Request("POST", "/webhooks/telegram", headers, body=body))
+                        assert reply.status == 200
+                    seconds[arm].append((time.process_time() - started) / per_block)
+                    metrics.flush()
+        finally:
+            metrics._live = live
+            await bot.stop()
+        return seconds
+
+    seconds = asyncio.run(run())
+    off_us, on_us = statistics.median(seconds["off"]) * 1e6, statistics.median(seconds["on"]) * 1e6
+    return {"off_us_per_request": off_us, "on_us_per_request": on_us, "cost_percent": 100 * (on_us / off_us - 1)}
+
+
 if __name__ == "__main__":
     figures = recording_cost()
     print(f"metrics on: {figures['recording_us_per_request']:.2f} µs of CPU per request recorded; one scrape "
           f"{figures['scrape_ms']:.2f} ms ({figures['scrape_bytes']} bytes)")
+    path = hot_path_ab()
+    print(f"the memory row's path in one process, off/on alternately, medians: {path['off_us_per_request']:.1f} → "
+          f"{path['on_us_per_request']:.1f} µs of CPU per request (cost {path['cost_percent']:+.1f}%)")

@@ -323,14 +323,8 @@ class Dispatcher:
                     session.parts[DEDUPE] = handled
         return attach(session, self.store, self.policy.history)
 
-    async def _store_call(self, call: Awaitable[Any], seconds: float, *, key: str | None = None, timed: bool = False) -> Any:
-        if not timed and metrics.enabled():
-            operation = getattr(getattr(call, "cr_code", None), "co_name", "call")  # the store method's name
-            started = time.perf_counter()
-            try:
-                return await self._store_call(call, seconds, key=key, timed=True)
-            finally:
-                metrics.store_call(operation, time.perf_counter() - started)
+    async def _store_call(self, call: Awaitable[Any], seconds: float, *, key: str | None = None) -> Any:
+        started = time.perf_counter() if metrics.enabled() else 0.0
         try:
             if self.store.in_process:
                 return await call
@@ -347,6 +341,9 @@ class Dispatcher:
             raise StoreUnavailable(f"the session store did not answer within {seconds}s") from None
         except Exception as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            if started:  # by the store method's name: begin, commit, release
+                metrics.store_call(getattr(getattr(call, "cr_code", None), "co_name", "call"), time.perf_counter() - started)
 
     async def _release_quietly(self, lease: Lease) -> None:
         try:
