@@ -31,7 +31,7 @@ from botkit.app.bot import Bot
 from botkit.app.config import Config
 from botkit.core.errors import RequestRejected
 from botkit.core.requests import Reply, Request
-from botkit.observe import metrics
+from botkit.observe import metrics, scope
 
 log = logging.getLogger("botkit.server")
 
@@ -113,6 +113,7 @@ def _each_request(proxies: TrustedProxies) -> Any:
     @web.middleware
     async def each_request(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         request[CLIENT_KEY] = proxies.client(request.remote, request.headers.getall("X-Forwarded-For", ())) or "-"
+        scope.bind(None)  # the log's channel and session are the ones this request names, not the last one's
         transport = request.transport
         guarded = transport.get_protocol() if transport is not None else None
         if not isinstance(guarded, GuardedConnection):
