@@ -26,6 +26,7 @@ replies take the handler's time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -40,7 +41,7 @@ from typing import Any
 
 import orjson
 
-from bench import peers, procs
+from bench import metrics_cost, peers, procs
 from bench.report import print_handler_table, print_table, summarise
 from bench.scenarios import (
     ABLATION_ROWS,
@@ -121,10 +122,14 @@ class Bench:
                 result: dict[str, Any] = {"row": row.name, "driver": row.driver, "workers": row.workers,
                                           "variant": row.variant, "peer": row.peer, "ack_within": row.ack_within,
                                           "handler_ms": row.handler_ms}
-                if rate is not None:
-                    result["open"] = self.quiet_load(server, row, url, rate=rate)
-                else:
-                    result["closed"] = self.quiet_load(server, row, url)
+                scraper = metrics_cost.Scraper(f"http://127.0.0.1:{port}/metrics") if row.variant == metrics_cost.VARIANT else None
+                with scraper or contextlib.nullcontext():
+                    if rate is not None:
+                        result["open"] = self.quiet_load(server, row, url, rate=rate)
+                    else:
+                        result["closed"] = self.quiet_load(server, row, url)
+                if scraper is not None:
+                    result |= {"scrapes": scraper.scrapes, "scrape_failures": scraper.failures, "metrics_bytes": scraper.bytes}
                 if rate is None and half and result["closed"]["rps"] > 0:
                     result["half"] = self.quiet_load(server, row, url, rate=result["closed"]["rps"] / 2)
                 result["peak_rss_bytes"] = server.peak_rss()
@@ -307,11 +312,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="server.ack_within of that table's inbox rows (default 0: answer once stored)")
     parser.add_argument("--reply-wait", type=float, default=10.0,
                         help="after a load, seconds without a new reply before the missing ones are given up")
+    parser.add_argument("--metrics", action="store_true",
+                        help="each botkit row also with server.metrics on, right after it, /metrics scraped every "
+                             "second (with --repeat: off, on, off, on…; the cost over the medians)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args(argv)
 
     rows = [replace(row, ack_within=args.ack_within) if row.inbox else row
             for row in selected_rows(args.rows, args.ablations, args.peers)]
+    if args.metrics:
+        rows = metrics_cost.with_twins(rows)
     skipped = {row.name: reason for row in rows if (reason := unavailable(row))}
     for name, reason in skipped.items():
         print(f"bench: {name}: not available: {reason}", file=sys.stderr)
@@ -361,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         "idle_sessions": idle,
         "runs": runs,
     }
+    if args.metrics:
+        results["metrics_cost"] = metrics_cost.comparison(runs)
     if slow:
         results["handler"] = {"handler_ms": args.handler_ms, "rate": slow_rate, "ack_within": args.handler_ack_within,
                               "rows": summarise(slow, slow_runs, {}, load="open", baselines=False),
@@ -368,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     print_table(results)
+    metrics_cost.print_comparison(results.get("metrics_cost") or [])
     if slow:
         print_handler_table(results)
     print(f"\nresults: {args.out}")

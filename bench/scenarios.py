@@ -83,7 +83,7 @@ ABLATION_ROWS = [Row("memory", variant="access log"), Row("memory", variant="no 
 PEER_ROWS = [Row("memory", peer="bottender"), Row("memory", peer="bottender", variant="answer first")]
 """Bottender 1.5.5 on its memory session driver: answering the webhook once the bot has run (``sync``, as
 botkit and the baseline do), and as Bottender does by default for Telegram (200 first, the bot after)."""
-CONFIG_VARIANTS = {"access log", "no history"}
+CONFIG_VARIANTS = {"access log", "no history", "metrics"}
 """Variants made in the generated bot.config.py; the others are bench.launch's."""
 
 
@@ -138,7 +138,7 @@ def write_config(row: Row, workdir: Path, port: int, api_base: str) -> Path:
         "session": session,
         "channels": {"telegram": {"access_token": TOKEN, "secret_token": SECRET, "api_base": api_base}},
         "server": {"host": "127.0.0.1", "port": port, "access_log": row.variant == "access log",
-                   "ack_within": row.ack_within},
+                   "ack_within": row.ack_within, "metrics": row.variant == "metrics"},
     }
     if row.handler_ms:
         settings["bench_handler_ms"] = row.handler_ms  # read by bench.slow_counter (the config's extra)

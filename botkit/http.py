@@ -13,6 +13,7 @@ import orjson
 from yarl import URL
 
 from botkit.core.errors import SendError
+from botkit.observe import metrics, scope, tracing
 
 log = logging.getLogger("botkit.http")
 
@@ -103,9 +104,24 @@ class HttpClient:
     ) -> Any:
         """Send, retrying what can be retried; returns the parsed JSON answer (or its text). Pass a
         ``yarl.URL(..., encoded=True)`` to send a path exactly as given (ids with ``%3A`` in them)."""
+        channel = scope.channel.get()
+        with tracing.span("send", {"http.request.method": method, "botkit.channel": channel}) as span:
+            status, body, attempt = await self._attempts(method, url, json, data, headers, auth, retry_after, retryable)
+            metrics.send(channel, status, attempt - 1)
+            tracing.set_attribute(span, "http.response.status_code", status)
+            tracing.set_attribute(span, "botkit.retries", attempt - 1)
+        if isinstance(body, SendError):
+            raise body
+        return body
+
+    async def _attempts(self, method: str, url: str | URL, json: Any, data: Any, headers: Mapping[str, str] | None,
+                        auth: aiohttp.BasicAuth | None, retry_after: RetryAfter, retryable: Retryable) -> tuple[int | None, Any, int]:
+        """Try until an answer below 400, a 4xx not worth retrying, or the last attempt: (status, body, attempts);
+        a final failure's body is the SendError to raise."""
         status: int | None = None
         body: Any = None
         reason = ""
+        attempt = 0
         for attempt in range(1, self.attempts + 1):
             wait: float | None = None
             try:
@@ -115,11 +131,11 @@ class HttpClient:
                     status = response.status
                     body = await _read(response)
                     if status < 400:
-                        return body
+                        return status, body, attempt
                     if status == 429:
                         wait = retry_after(status, response.headers, body)
                     elif status < 500 and not retryable(status, body):
-                        raise SendError(method, redact(str(url)), status, body)
+                        return status, SendError(method, redact(str(url)), status, body), attempt
                 reason = f"HTTP {status}"
             except (TimeoutError, aiohttp.ClientError) as exc:
                 status, body, reason = None, None, f"{type(exc).__name__}: {exc}".rstrip(": ")
@@ -130,7 +146,7 @@ class HttpClient:
             wait = min(wait, self.max_wait)
             log.warning("%s %s: %s; retry %d/%d in %.2fs", method, redact(str(url)), reason, attempt, self.attempts - 1, wait)
             await asyncio.sleep(wait)
-        raise SendError(method, redact(str(url)), status, body, reason)
+        return status, SendError(method, redact(str(url)), status, body, reason), self.attempts
 
 
 async def _read(response: aiohttp.ClientResponse) -> Any:

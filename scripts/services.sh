@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the services the tests talk to are up: Redis on 127.0.0.1:6379, PostgreSQL on
-# 127.0.0.1:5432 (trust auth, databases postgres and test), and Debian's chromium for the web chat
-# browser test. Installs from the OS packages what is missing, starts what is stopped. Safe to run again.
+# 127.0.0.1:5432 (trust auth, databases postgres and test), Debian's chromium for the web chat browser
+# test and Debian's prometheus for the metrics test. Installs from the OS packages what is missing, starts
+# what is stopped. Safe to run again.
 set -uo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -29,6 +30,10 @@ fi
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start || true
 fi
+
+# Prometheus for tests/test_observability.py, which starts its own server on a free port: the package's
+# system service is not needed (Debian's postinst may start it under systemd; nothing here relies on it)
+command -v prometheus >/dev/null || apt_install prometheus || echo "services: prometheus could not be installed; its test will say so" >&2
 
 if ! command -v chromium >/dev/null; then
   apt_install chromium || echo "services: chromium could not be installed; the browser test will say so" >&2

@@ -38,6 +38,7 @@ from botkit.engine.worker import InboxWorker
 from botkit.flows.context import FlowContext
 from botkit.flows.steps import run_step, step_handler
 from botkit.http import HttpClient
+from botkit.observe import tracing
 from botkit.storage import SessionStore, make_store
 from botkit.storage.inbox import Entry
 from botkit.storage.journal import journal_for
@@ -232,6 +233,15 @@ class Bot:
 
     async def _put(self, events: list[Event], origin: str | None = "self") -> list[str]:
         assert self.inbox is not None
+        with tracing.span("inbox", {"botkit.events": len(events)}):
+            return await self._put_traced(events, origin)
+
+    async def _put_traced(self, events: list[Event], origin: str | None) -> list[str]:
+        assert self.inbox is not None
+        carrier = tracing.carrier()
+        if carrier is not None:
+            for event in events:
+                event.meta[tracing.TRACE] = carrier
         items = [(event.session_key, event.to_dict()) for event in events]
         origin = self.owner if origin == "self" else origin
         try:
@@ -248,6 +258,11 @@ class Bot:
         """The worker's turn for one inbox entry: handle it, then tell the webhook that waits for it."""
         event = Event.from_dict(entry.event)
         event.meta[INBOX_ENTRY] = entry.id
+        parent = tracing.extract(event.meta.get(tracing.TRACE))
+        with tracing.span("handle", {"botkit.channel": event.channel, "botkit.event_type": event.type}, parent):
+            await self._handle_traced(entry, event)
+
+    async def _handle_traced(self, entry: Entry, event: Event) -> None:
         local = entry.origin == self.owner
         waiting = self.waiters.live(entry.id) is not None if local else self._may_wait(entry, event)
         inband: Inband | None = [] if waiting else None

@@ -45,6 +45,8 @@ SERVER_DEFAULTS: dict[str, Any] = {
     "read_timeout": 30.0,
     "max_connections": None,
     "trusted_proxies": (),
+    "metrics": False,
+    "log_format": "text",
 }
 DESK_DEFAULTS: dict[str, Any] = {"secret": None, "timeout": 60, "path": "/desk"}
 """``desk``: the agent desk's bearer secret (None: the web channel's ``jwt_key``), the minutes after which a
@@ -198,6 +200,7 @@ def _validate(config: Config) -> None:
     _validate_limits(config.server)
     _validate_desk(config)
     _validate_session_features(config)
+    _validate_observability(config.server)
 
 
 def _validate_desk(config: Config) -> None:
@@ -264,6 +267,13 @@ def name_bot(config: Config, name: Any) -> None:
     config.name = name
     if isinstance(config.session.get("stores"), Mapping):
         config.session["stores"] = namespaced(config.session["stores"], name)
+
+
+def _validate_observability(server: dict[str, Any]) -> None:
+    if not isinstance(server["metrics"], bool):
+        raise ConfigError("server.metrics", f"must be True (GET /metrics) or False, not {server['metrics']!r}")
+    if server["log_format"] not in ("text", "json"):
+        raise ConfigError("server.log_format", f'must be "text" or "json", not {server["log_format"]!r}')
 
 
 def _mapping(settings: Mapping[str, Any], name: str, default: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from enum import StrEnum
@@ -21,6 +22,7 @@ from botkit.engine.context import Context
 from botkit.engine.middleware import Middleware, chain, record_inbound
 from botkit.engine.policy import SessionPolicy
 from botkit.engine.transcript import appended, attach
+from botkit.observe import metrics, scope, tracing
 from botkit.storage.base import Lease, SessionStore
 
 log = logging.getLogger("botkit.engine.dispatcher")
@@ -145,14 +147,22 @@ class Dispatcher:
 
     async def _handle_group(self, events: list[Event], inband: Inband | None) -> list[Outcome]:
         async with self.locks.hold(events[0].session_key):
-            return [await self._handle_locked(event, self.handler, inband) for event in events]
+            return [await self._handle_counted(event, self.handler, inband, None) for event in events]
 
     async def handle(self, event: Event, handler: Handler | None = None, *, inband: Inband | None = None) -> Outcome:
+        asked = time.perf_counter()
         async with self.locks.hold(event.session_key):
-            return await self._handle_locked(event, handler or self.handler, inband)
+            return await self._handle_counted(event, handler or self.handler, inband, asked)
 
-    async def _handle_locked(self, event: Event, handler: Handler, inband: Inband | None) -> Outcome:
+    async def _handle_counted(self, event: Event, handler: Handler, inband: Inband | None, asked: float | None) -> Outcome:
+        scope.bind(event.channel, event.session_key, event.id)
+        outcome = await self._handle_locked(event, handler, inband, asked)
+        metrics.event(scope.channel.get(), event.type, outcome, event.meta)
+        return outcome
+
+    async def _handle_locked(self, event: Event, handler: Handler, inband: Inband | None, asked: float | None = None) -> Outcome:
         store, policy = self.store, self.policy
+        asked = time.perf_counter() if asked is None else asked
         self.in_flight += 1
         self._idle.clear()
         try:
@@ -162,6 +172,7 @@ class Dispatcher:
                 log.error("%s event %s of %s not handled: %s; answered, not retried", event.type, event.id,
                           shown(event.session_key), exc)
                 return Outcome.FAILED
+            metrics.lease_wait(time.perf_counter() - asked)
             try:
                 session = self._session_from(lease.record, event.session_key, self.clock())
                 outcome, context = await self._run(event, handler, session, inband)
@@ -206,12 +217,17 @@ class Dispatcher:
             self._take_address(session, event)
         if event.channel is not None:
             session.channel = event.channel
+        else:
+            scope.channel.set(session.channel)
+        metrics.seen(session.id)
         if event.is_message:
             session.message_count += 1
         context = self.contexts(event, session, self.senders(event, session, inband))
+        started = time.perf_counter()
         try:
-            await chain(self.middleware + self.inner if self.inner else self.middleware, handler)(context)
-            await flush_sends(context.sender)
+            with tracing.span("handler", {"botkit.channel": session.channel, "botkit.event_type": event.type}):
+                await chain(self.middleware + self.inner if self.inner else self.middleware, handler)(context)
+                await flush_sends(context.sender)
         except SkipSave as skip:
             log.info("%s event of %s not saved: %s", event.type, shown(session.id), skip)
             return Outcome.SKIPPED, context
@@ -220,6 +236,8 @@ class Dispatcher:
                           shown(session.id))
             await flush_sends(context.sender, quietly=True)
             return Outcome.FAILED, context
+        finally:
+            metrics.handler_seconds(session.channel, time.perf_counter() - started)
         if not self._state_fits(session):
             return Outcome.FAILED, context
         return Outcome.HANDLED, context
@@ -310,6 +328,7 @@ class Dispatcher:
         return attach(session, self.store, self.policy.history)
 
     async def _store_call(self, call: Awaitable[Any], seconds: float, *, key: str | None = None) -> Any:
+        started = time.perf_counter() if metrics.enabled() else 0.0
         try:
             if self.store.in_process:
                 return await call
@@ -326,6 +345,9 @@ class Dispatcher:
             raise StoreUnavailable(f"the session store did not answer within {seconds}s") from None
         except Exception as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            if started:  # by the store method's name: begin, commit, release
+                metrics.store_call(getattr(getattr(call, "cr_code", None), "co_name", "call"), time.perf_counter() - started)
 
     async def _release_quietly(self, lease: Lease) -> None:
         try:

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from botkit.core.errors import StoreUnavailable
 from botkit.core.keys import shown
+from botkit.observe import metrics
 from botkit.storage.steps.base import StepStore
 from botkit.storage.steps.step import Step
 
@@ -154,6 +155,7 @@ class Scheduler:
         self._wake.set()
 
     async def _run(self, step: Step) -> None:
+        metrics.step_late(self.clock() - step.due)
         try:
             await self.run(step)
         except StoreUnavailable as exc:

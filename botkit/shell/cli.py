@@ -105,8 +105,10 @@ def cmd_start(args: argparse.Namespace) -> int:
         return _start_reloading(args)
     from botkit.app.bot import Bot
     from botkit.app.several import several_bots
+    from botkit.observe import logs
 
     configs = several_bots([load_config(path) for path in args.config or [None]])
+    logs.install(configs[0].server["log_format"])
     bots = [Bot(config, role=args.role) for config in configs]  # fail fast, in the parent, on any config error
     for bot in bots:
         if args.role != "all" and (bot.inbox is None or not bot.inbox.shared):

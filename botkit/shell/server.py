@@ -17,7 +17,7 @@ import logging
 import os
 import resource
 import signal
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, cast
 
@@ -26,11 +26,13 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestHandler
 
 from botkit.adapters.base import Route
+from botkit.app import observing
 from botkit.app.bot import Bot
 from botkit.app.config import Config
 from botkit.core.errors import RequestRejected
 from botkit.core.requests import Reply, Request
 from botkit.desk import Desk
+from botkit.observe import metrics, scope
 
 log = logging.getLogger("botkit.server")
 
@@ -52,10 +54,14 @@ does not reset the connection before the client has read the 503."""
 
 def create_app(bot: Bot) -> web.Application:
     """An application serving ``bot``; it starts the bot on start-up and stops it on cleanup."""
+    observing.setup(bot.config)
     proxies = TrustedProxies(bot.config.server["trusted_proxies"])
     app = web.Application(client_max_size=bot.config.server["client_max_size"], middlewares=[_each_request(proxies)])
     app[BOT_KEY] = bot
     app.router.add_get("/healthz", healthz)
+    if bot.config.server["metrics"]:
+        app.router.add_get("/metrics", metrics_page)
+        app.cleanup_ctx.append(_metrics_flusher)
     if bot.role != "worker":
         for name, route in bot.routes():
             app.router.add_route(route.method, route.path, _handler(bot, name, route))
@@ -139,6 +145,7 @@ def _each_request(proxies: TrustedProxies) -> Any:
     @web.middleware
     async def each_request(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         request[CLIENT_KEY] = proxies.client(request.remote, request.headers.getall("X-Forwarded-For", ())) or "-"
+        scope.bind(None)  # the log's channel and session are the ones this request names, not the last one's
         transport = request.transport
         guarded = transport.get_protocol() if transport is not None else None
         if not isinstance(guarded, GuardedConnection):
@@ -203,7 +210,12 @@ def _handler(bot: Bot, channel: str, route: Route) -> Callable[[web.Request], Aw
             reply = await route.handler(plain)
         return await _send(request, reply)
 
-    return handle
+    async def counted(request: web.Request) -> web.StreamResponse:
+        response = await handle(request)
+        metrics.webhook(channel, response.status)
+        return response
+
+    return counted
 
 
 DESK_BODY_LIMIT = 64 * 1024
@@ -271,6 +283,21 @@ async def healthz(request: web.Request) -> web.Response:
             age = None if stats.oldest is None else round(bot.clock() - stats.oldest, 3)
             body["inbox"] = {"depth": stats.depth, "oldest_age_seconds": age}
     return web.json_response(body)
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    """``server.metrics``: the Prometheus text format (every worker's figures under ``--workers``)."""
+    bot = request.app[BOT_KEY]
+    await observing.sample(bot.inbox, bot.scheduler if bot.role != "web" else None, bot.clock)
+    body, content_type = metrics.exposition()
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def _metrics_flusher(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.get_running_loop().create_task(metrics.flusher(), name="botkit-metrics")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _start_bot(app: web.Application) -> None:

@@ -17,17 +17,22 @@ import contextlib
 import importlib.util
 import logging
 import math
+import os
 import queue
+import shutil
 import signal
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
 from aiohttp.worker import GunicornUVLoopWebWorker, GunicornWebWorker
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 from botkit.app.config import Config, load_config
 from botkit.core.errors import BotkitError, ConfigError
+from botkit.observe import logs
 from botkit.shell.server import BotRunner, WorkerAccessLog
 from botkit.storage import driver_class
 
@@ -54,6 +59,7 @@ def serve_workers(config: Config | Sequence[Config], workers: int, host: str | N
         _check_store(each)
     config = configs[0]
     server = config.server
+    metrics_dir = _metrics_dir() if server["metrics"] else None
     master = _Master(configs, role, {
         "bind": [_address(host or server["host"], port if port is not None else server["port"])],
         "workers": workers,
@@ -65,12 +71,47 @@ def serve_workers(config: Config | Sequence[Config], workers: int, host: str | N
         "proc_name": "botkit",
         "control_socket_disable": True,
         "post_fork": _heed_an_early_stop,
+        "child_exit": _worker_exited if server["metrics"] else _nothing,
+        "logger_class": JsonLogger if server["log_format"] == "json" else "gunicorn.glogging.Logger",
     })
     try:
         master.run()
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _metrics_dir() -> str | None:
+    """prometheus_client's multiprocess mode: each worker writes its figures to files in one folder, and a
+    scrape of any worker sums them. The folder is the user's ``PROMETHEUS_MULTIPROC_DIR`` (kept), else a
+    fresh one made here (removed on exit); set before the workers fork, so they import the client in it."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    made = tempfile.mkdtemp(prefix="botkit-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    return made
+
+
+def _worker_exited(arbiter: Any, worker: Any) -> None:
+    """A worker is gone: its live gauges (the sampled ones) no longer count; its counters still do."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def _nothing(arbiter: Any, worker: Any) -> None:
+    pass
+
+
+class JsonLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger with ``server.log_format = "json"``: its own lines (the master's, the access log) too."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        logs.install("json", ("gunicorn.error", "gunicorn.access"))
 
 
 class _Master(BaseApplication):  # type: ignore[misc]

@@ -60,3 +60,7 @@ class StepStore(abc.ABC):
 
     async def count_due_after(self, when: float) -> int:
         return sum(1 for due, _ in await self.steps() if due > when)
+
+    async def count_due_by(self, when: float) -> int:
+        """Steps due at ``when`` or before and not run yet (the metrics' ``botkit_scheduled_steps_due``)."""
+        return sum(1 for due, _ in await self.steps() if due <= when)

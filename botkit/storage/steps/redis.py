@@ -130,3 +130,6 @@ class RedisStepStore(StepStore):
 
     async def count_due_after(self, when: float) -> int:
         return int(await self._redis.zcount(self.due_key, f"({when}", "+inf"))
+
+    async def count_due_by(self, when: float) -> int:
+        return int(await self._redis.zcount(self.due_key, "-inf", when))
