@@ -86,12 +86,21 @@ class InboxWorker:
             if failures:
                 log.info("the inbox answers again")
                 failures = 0
-            for claim in claims:
-                task = asyncio.create_task(self._work(claim), name=f"botkit-inbox-{claim.key}")
-                self._running[task] = claim.key
-                task.add_done_callback(self._done)
+            self.adopt(claims)
             if len(claims) < free:
                 await self.inbox.wait(self.poll)
+
+    @property
+    def claiming(self) -> bool:
+        """Whether this worker takes sessions now (started, not stopping)."""
+        return self._task is not None and not self._stopping
+
+    def adopt(self, claims: list[Claim]) -> None:
+        """Handle sessions leased to this worker (by its claim loop, or by a webhook's ``put_and_claim``)."""
+        for claim in claims:
+            task = asyncio.create_task(self._work(claim), name=f"botkit-inbox-{claim.key}")
+            self._running[task] = claim.key
+            task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
@@ -99,7 +108,8 @@ class InboxWorker:
 
     async def _work(self, claim: Claim) -> None:
         ready_at = 0.0
-        cancelled = False
+        cancelled = released = False
+        last = claim.entries[-1] if claim.entries else None
         try:
             for entry in claim.entries:
                 try:
@@ -110,7 +120,12 @@ class InboxWorker:
                     return
                 except Exception:
                     log.exception("inbox entry %s of %s could not be handled; dropped", entry.id, claim.key)
-                await self.inbox.ack(claim.key, entry.id)
+                if entry is last:  # ack and release in one step
+                    if await self.inbox.finish(self.owner, claim, entry.id):
+                        self.inbox.notify()
+                    released = True
+                else:
+                    await self.inbox.ack(claim.key, entry.id)
         except asyncio.CancelledError:
             ready_at = self.clock()  # stopping: the rest is for whoever comes next, at once
             cancelled = True
@@ -120,7 +135,9 @@ class InboxWorker:
             ready_at = self.clock() + self.retry_in
             return
         finally:
-            if cancelled:  # the release must still happen: shielded (a task of its own) only then
+            if released:
+                pass
+            elif cancelled:  # the release must still happen: shielded (a task of its own) only then
                 await asyncio.shield(self._release(claim, ready_at))
             else:
                 await self._release(claim, ready_at)

@@ -6,6 +6,8 @@
 - the owner handles the entries in order and ``ack``s each; ``extend`` keeps a long handler's lease;
 - ``release`` ends the lease: the session is ready again (at ``ready_at``) if entries remain or came
   meanwhile, and forgotten otherwise;
+- ``put_and_claim`` and ``finish`` fuse the hot path's steps (put + claim of the put sessions; ack of the
+  last entry + release) into one round trip where the engine allows; the defaults call the steps;
 - an owner that dies leaves its leases to run out; the next claimer gets the unacknowledged entries
   again (the engine's dedupe, saved with the session, makes a handled one a duplicate).
 """
@@ -88,6 +90,20 @@ class Inbox(abc.ABC):
     @abc.abstractmethod
     async def release(self, owner: str, claim: Claim, ready_at: float) -> None:
         """End ``owner``'s lease on the claim's session: ready again at ``ready_at`` if entries remain."""
+
+    async def put_and_claim(self, items: Sequence[tuple[str, dict[str, Any]]], now: float, origin: str | None,
+                            owner: str, lease_until: float) -> tuple[list[str], list[Claim]]:
+        """``put``, and lease to ``owner`` those of the items' sessions that are ready and free, as ``claim``
+        would (one round trip where the engine allows): the webhook's process handles them at once,
+        without waiting for a claim loop. This default claims none."""
+        return await self.put(items, now, origin), []
+
+    async def finish(self, owner: str, claim: Claim, entry_id: str) -> bool:
+        """``ack`` the claim's last entry and ``release`` the lease (ready at once if entries came
+        meanwhile); True when entries wait, so the claim loop should look."""
+        await self.ack(claim.key, entry_id)
+        await self.release(owner, claim, 0.0)
+        return True
 
     @abc.abstractmethod
     async def stats(self) -> InboxStats:

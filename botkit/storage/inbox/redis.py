@@ -32,6 +32,41 @@ redis.call('PUBLISH', KEYS[5], '{"t":"inbox","d":1}')
 return ids
 """
 
+# PUT, then the items' sessions that are ready (score ≤ now) leased to the owner, as CLAIM does; the wake
+# is published only when one is left for the other workers. KEYS: as PUT, then owners. ARGV: key, event
+# pairs, then now, origin, owner, lease until, batch.
+PUT_CLAIM = """
+local n = #ARGV - 5
+local now, origin, owner, lease_until, batch = ARGV[n + 1], ARGV[n + 2], ARGV[n + 3], ARGV[n + 4], tonumber(ARGV[n + 5])
+local ids, seen, claimed, left = {}, {}, {}, false
+for i = 1, n, 2 do
+  local key = ARGV[i]
+  local id = redis.call('INCR', KEYS[1])
+  local entry = cjson.encode({id = tostring(id), at = now, origin = origin, event = '@'})
+  entry = string.gsub(entry, '"@"', function() return ARGV[i + 1] end, 1)
+  redis.call('RPUSH', KEYS[2] .. key, entry)
+  redis.call('ZADD', KEYS[3], 'NX', 0, key)
+  redis.call('ZADD', KEYS[4], now, tostring(id))
+  table.insert(ids, tostring(id))
+end
+for i = 1, n, 2 do
+  local key = ARGV[i]
+  if not seen[key] then
+    seen[key] = true
+    local score = redis.call('ZSCORE', KEYS[3], key)
+    if score and tonumber(score) <= tonumber(now) then
+      redis.call('ZADD', KEYS[3], 'XX', lease_until, key)
+      redis.call('HSET', KEYS[6], key, owner)
+      table.insert(claimed, {key, redis.call('LRANGE', KEYS[2] .. key, 0, batch - 1)})
+    else
+      left = true
+    end
+  end
+end
+if left then redis.call('PUBLISH', KEYS[5], '{"t":"inbox","d":1}') end
+return {ids, claimed}
+"""
+
 CLAIM = """
 local keys = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 local claimed = {}
@@ -77,6 +112,25 @@ end
 return 1
 """
 
+# ACK, then RELEASE; 2 when entries wait (the session is ready again). KEYS: queue, pending, ready, owners,
+# wake channel. ARGV: key, entry id, its "id" field, owner.
+FINISH = """
+local head = redis.call('LINDEX', KEYS[1], 0)
+if head and string.find(head, ARGV[3], 1, true) then
+  redis.call('LPOP', KEYS[1])
+end
+redis.call('ZREM', KEYS[2], ARGV[2])
+if redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[4] then return 0 end
+redis.call('HDEL', KEYS[4], ARGV[1])
+if redis.call('LLEN', KEYS[1]) > 0 then
+  redis.call('ZADD', KEYS[3], 0, ARGV[1])
+  redis.call('PUBLISH', KEYS[5], '{"t":"inbox","d":1}')
+  return 2
+end
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+"""
+
 MAX_CONNECTIONS = 64
 BATCH = 100
 """Entries of one session handed over by one claim; the rest come with the next."""
@@ -115,6 +169,8 @@ class RedisInbox(Inbox):
         self._ack = client.register_script(ACK)
         self._release = client.register_script(RELEASE)
         self._extend = client.register_script(EXTEND)
+        self._put_claim = client.register_script(PUT_CLAIM)
+        self._finish = client.register_script(FINISH)
 
     async def close(self) -> None:
         if self.client is not None:
@@ -129,6 +185,22 @@ class RedisInbox(Inbox):
         keys = [self.seq_key, self.queue_prefix, self.ready_key, self.pending_key, self.wake_channel]
         ids = await self._put(keys=keys, args=args)
         return [_text(found) for found in ids]
+
+    async def put_and_claim(self, items: Sequence[tuple[str, dict[str, Any]]], now: float, origin: str | None,
+                            owner: str, lease_until: float) -> tuple[list[str], list[Claim]]:
+        args: list[Any] = []
+        for key, event in items:
+            args += [key, orjson.dumps(event)]
+        args += [repr(now), origin or "", owner, lease_until, BATCH]
+        keys = [self.seq_key, self.queue_prefix, self.ready_key, self.pending_key, self.wake_channel, self.owners_key]
+        ids, found = await self._put_claim(keys=keys, args=args)
+        return [_text(one) for one in ids], [Claim(_text(key), [_entry(_text(key), raw) for raw in entries])
+                                             for key, entries in found]
+
+    async def finish(self, owner: str, claim: Claim, entry_id: str) -> bool:
+        outcome = await self._finish(keys=[self.queue_prefix + claim.key, self.pending_key, self.ready_key, self.owners_key,
+                                           self.wake_channel], args=[claim.key, entry_id, f'"id":"{entry_id}"', owner])
+        return int(outcome) == 2
 
     async def claim(self, owner: str, now: float, lease_until: float, limit: int) -> list[Claim]:
         found = await self._claim(keys=[self.ready_key, self.owners_key, self.queue_prefix],
