@@ -214,3 +214,28 @@ async def test_a_redis_cluster_serialises_and_keeps_every_update(cluster, tmp_pa
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_session_the_inbox_leases_on_put_is_leased_in_the_store_too(tmp_path):
+    async with redis_store(tmp_path, lock_timeout=0.3) as store:
+        lease = await store.begin("test:1")
+        await store.commit(lease, {"id": "test:1", "version": 1, "state": {"count": 1}})
+        inbox = store.inbox()
+        await inbox.open()
+        other = store.second()
+        await other.open()
+        try:
+            now = time.time()
+            _, [claim] = await inbox.put_and_claim([("test:1", {"text": "hi"})], now, None, "w", now + 10)
+            with pytest.raises(StoreUnavailable):  # another process waits for this one
+                await other.begin("test:1")
+            mine = await store.begin("test:1")
+            assert mine.record is not None and mine.record["state"] == {"count": 1}
+            await store.commit(mine, {**mine.record, "version": 2, "state": {"count": 2}})
+            assert await inbox.finish("w", claim, claim.entries[0].id) is False
+            theirs = await other.begin("test:1")
+            assert theirs.record is not None and theirs.record["state"] == {"count": 2}
+            await other.release(theirs)
+        finally:
+            await other.close()
+            await inbox.close()

@@ -138,9 +138,11 @@ class RedisStore(SharedStore):
             raise ConfigError("session.stores.redis.max_connections", f"must be a positive whole number, not {size!r}")
 
     def inbox(self) -> Inbox:
-        from botkit.storage.inbox.redis import RedisInbox
+        from botkit.storage.inbox.redis import Priming, RedisInbox
 
-        return RedisInbox(self.url, self.prefix, cluster=self.cluster, timeout=self.timeout)
+        # on one Redis (not a cluster, where they live on different shards) a claim also takes the lease
+        priming = None if self.cluster else Priming(self, self._record_key(""), self._lease_key(""), self._lease_ms)
+        return RedisInbox(self.url, self.prefix, cluster=self.cluster, timeout=self.timeout, priming=priming)
 
     def bus(self) -> Bus:
         from botkit.storage.live.redis import RedisBus

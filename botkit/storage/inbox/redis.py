@@ -8,13 +8,16 @@ workers claim at once instead of at their next poll."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
+from botkit.core.session import loads
 from botkit.storage.inbox.base import Claim, Entry, Inbox, InboxStats
+from botkit.storage.shared import SharedStore
 
 PUT = """
 local ids = {}
@@ -32,11 +35,14 @@ redis.call('PUBLISH', KEYS[5], '{"t":"inbox","d":1}')
 return ids
 """
 
-# PUT, then the items' sessions that are ready (score ≤ now) leased to the owner, as CLAIM does; the wake
-# is published only when one is left for the other workers. KEYS: as PUT, then owners. ARGV: key, event
-# pairs, then now, origin, owner, lease until, batch.
+# PUT, then the items' sessions that are ready (score ≤ now) leased to the owner, as CLAIM does, each with
+# the session store's lease taken as its TAKE does (when given its key prefixes), so that the first event's
+# begin needs no round trip; the wake is published only when a session is left for the other workers.
+# KEYS: as PUT, then owners, [record prefix, lease prefix]. ARGV: key, event pairs, then now, origin,
+# owner, lease until, batch, [store owner, store lease ms].
 PUT_CLAIM = """
 local n = #ARGV - 5
+if KEYS[7] then n = #ARGV - 7 end
 local now, origin, owner, lease_until, batch = ARGV[n + 1], ARGV[n + 2], ARGV[n + 3], ARGV[n + 4], tonumber(ARGV[n + 5])
 local ids, seen, claimed, left = {}, {}, {}, false
 for i = 1, n, 2 do
@@ -57,7 +63,15 @@ for i = 1, n, 2 do
     if score and tonumber(score) <= tonumber(now) then
       redis.call('ZADD', KEYS[3], 'XX', lease_until, key)
       redis.call('HSET', KEYS[6], key, owner)
-      table.insert(claimed, {key, redis.call('LRANGE', KEYS[2] .. key, 0, batch - 1)})
+      local taken, record = 0, false
+      if KEYS[7] then  -- the session store's TAKE: its lease, and the record
+        local holder = redis.call('GET', KEYS[8] .. key)
+        if not holder or holder == ARGV[n + 6] then
+          redis.call('SET', KEYS[8] .. key, ARGV[n + 6], 'PX', ARGV[n + 7])
+          taken, record = 1, redis.call('GET', KEYS[7] .. key)
+        end
+      end
+      table.insert(claimed, {key, redis.call('LRANGE', KEYS[2] .. key, 0, batch - 1), taken, record})
     else
       left = true
     end
@@ -131,6 +145,16 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
 """
 
+@dataclass(frozen=True, slots=True)
+class Priming:
+    """The session store on the same Redis, whose lease a claim takes (``SharedStore.prime``)."""
+
+    store: SharedStore
+    record_prefix: str
+    lease_prefix: str
+    lease_ms: str
+
+
 MAX_CONNECTIONS = 64
 BATCH = 100
 """Entries of one session handed over by one claim; the rest come with the next."""
@@ -140,8 +164,10 @@ class RedisInbox(Inbox):
     shared = True
     durable = True
 
-    def __init__(self, url: str, prefix: str = "botkit:", *, cluster: bool = False, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, prefix: str = "botkit:", *, cluster: bool = False, timeout: float = 5.0,
+                 priming: Priming | None = None) -> None:
         super().__init__()
+        self.priming = priming
         self.url = url
         self.cluster = cluster
         self.timeout = timeout
@@ -193,9 +219,18 @@ class RedisInbox(Inbox):
             args += [key, orjson.dumps(event)]
         args += [repr(now), origin or "", owner, lease_until, BATCH]
         keys = [self.seq_key, self.queue_prefix, self.ready_key, self.pending_key, self.wake_channel, self.owners_key]
+        priming = self.priming
+        if priming is not None:
+            keys += [priming.record_prefix, priming.lease_prefix]
+            args += [priming.store.owner, priming.lease_ms]
         ids, found = await self._put_claim(keys=keys, args=args)
-        return [_text(one) for one in ids], [Claim(_text(key), [_entry(_text(key), raw) for raw in entries])
-                                             for key, entries in found]
+        claims = []
+        for raw_key, entries, taken, record in found:
+            key = _text(raw_key)
+            if taken and priming is not None:
+                priming.store.prime(key, None if record is None else loads(record))
+            claims.append(Claim(key, [_entry(key, raw) for raw in entries]))
+        return [_text(one) for one in ids], claims
 
     async def finish(self, owner: str, claim: Claim, entry_id: str) -> bool:
         outcome = await self._finish(keys=[self.queue_prefix + claim.key, self.pending_key, self.ready_key, self.owners_key,
