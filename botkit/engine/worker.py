@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from botkit.core.errors import StoreUnavailable
 from botkit.storage.inbox import Claim, Entry, Inbox
+from botkit.storage.inbox.base import FINISHING
 
 log = logging.getLogger("botkit.engine.worker")
 
@@ -112,6 +113,8 @@ class InboxWorker:
         last = claim.entries[-1] if claim.entries else None
         try:
             for entry in claim.entries:
+                fused = self.inbox.finish_on_save(self.owner, claim, entry.id) if entry is last else None
+                reset = FINISHING.set(fused) if fused is not None else None
                 try:
                     await self.handle(entry)
                 except StoreUnavailable as exc:
@@ -120,8 +123,13 @@ class InboxWorker:
                     return
                 except Exception:
                     log.exception("inbox entry %s of %s could not be handled; dropped", entry.id, claim.key)
-                if entry is last:  # ack and release in one step
-                    if await self.inbox.finish(self.owner, claim, entry.id):
+                finally:
+                    if reset is not None:
+                        FINISHING.reset(reset)
+                if entry is last:  # ack and release in one step, or already with the event's save
+                    waiting = fused.waiting if fused is not None and fused.done else \
+                        await self.inbox.finish(self.owner, claim, entry.id)
+                    if waiting:
                         self.inbox.notify()
                     released = True
                 else:

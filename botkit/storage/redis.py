@@ -25,6 +25,7 @@ from botkit.core.errors import ConfigError, StoreUnavailable
 from botkit.core.session import dumps, key_of, loads
 from botkit.storage.base import Appended
 from botkit.storage.inbox import Inbox
+from botkit.storage.inbox.base import take_finishing
 from botkit.storage.live import Bus
 from botkit.storage.shared import LEASE_LOST, SAVED, STALE, SharedStore, expiry_ms
 from botkit.storage.steps import StepStore
@@ -41,7 +42,7 @@ return {1, redis.call('GET', KEYS[1])}
 # The record is written with "version" first, so the script reads it without decoding the JSON.
 # KEYS: record, lease, history. ARGV: owner, version read, record, TTL (ms, 0: none), restart the
 # history ('1'), history limit, then the history entries to append.
-WRITE = """
+WRITE_TEMPLATE = """
 local holder = redis.call('GET', KEYS[2])
 if holder and holder ~= ARGV[1] then return -1 end
 local current = redis.call('GET', KEYS[1])
@@ -59,8 +60,8 @@ else
   redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
 end
 if ARGV[5] == '1' then redis.call('DEL', KEYS[3]) end
-if #ARGV > 6 then
-  for i = 7, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+if #ARGV >= @FIRST@ then
+  for i = @FIRST@, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
   redis.call('LTRIM', KEYS[3], -tonumber(ARGV[6]), -1)
 end
 if ARGV[4] == '0' then
@@ -69,8 +70,26 @@ else
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
 end
 if holder then redis.call('DEL', KEYS[2]) end
-return 1
+@THEN@
 """
+WRITE = WRITE_TEMPLATE.replace("@FIRST@", "7").replace("@THEN@", "return 1")
+
+# WRITE, then the inbox's FINISH (botkit.storage.inbox.redis) of the event's entry: 1 saved (the inbox lease
+# was no longer this worker's), 2 saved and finished, 3 the same with entries waiting. KEYS 4-8 and ARGV
+# 7-10: FINISH's KEYS and ARGV; the history entries from ARGV[11].
+WRITE_FINISH = WRITE_TEMPLATE.replace("@FIRST@", "11").replace("@THEN@", """
+local head = redis.call('LINDEX', KEYS[4], 0)
+if head and string.find(head, ARGV[9], 1, true) then redis.call('LPOP', KEYS[4]) end
+redis.call('ZREM', KEYS[5], ARGV[8])
+if redis.call('HGET', KEYS[7], ARGV[7]) ~= ARGV[10] then return 1 end
+redis.call('HDEL', KEYS[7], ARGV[7])
+if redis.call('LLEN', KEYS[4]) > 0 then
+  redis.call('ZADD', KEYS[6], 0, ARGV[7])
+  redis.call('PUBLISH', KEYS[8], '{"t":"inbox","d":1}')
+  return 3
+end
+redis.call('ZREM', KEYS[6], ARGV[7])
+return 2""")
 
 DROP = """
 local existed = redis.call('DEL', KEYS[1])
@@ -173,6 +192,7 @@ class RedisStore(SharedStore):
         client = self.client
         self._take_script = client.register_script(TAKE)
         self._write_script = client.register_script(WRITE)
+        self._write_finish_script = client.register_script(WRITE_FINISH)
         self._give_back_script = client.register_script(GIVE_BACK)
         self._extend_script = client.register_script(EXTEND)
         self._count_script = client.register_script(COUNT)
@@ -216,11 +236,17 @@ class RedisStore(SharedStore):
         data = dumps({"version": record["version"], **record})
         ttl = expiry_ms(record, self.clock())
         entries = [dumps(entry) for entry in appended.entries] if appended.limit > 0 else []
-        outcome = await self._write_script(
-            keys=[self._record_key(key), self._lease_key(key), self._history_key(key)],
-            args=[owner or "", record["version"] - 1, data, ttl, "1" if appended.restart else "0", appended.limit, *entries],
-        )
-        return {1: SAVED, 0: STALE, -1: LEASE_LOST}[int(outcome)]
+        keys = [self._record_key(key), self._lease_key(key), self._history_key(key)]
+        args = [owner or "", record["version"] - 1, data, ttl, "1" if appended.restart else "0", appended.limit]
+        finishing = take_finishing(key) if owner is not None and not self.cluster else None
+        if finishing is None:
+            outcome = int(await self._write_script(keys=keys, args=[*args, *entries]))
+        else:
+            outcome = int(await self._write_finish_script(keys=[*keys, *finishing.keys],
+                                                          args=[*args, *finishing.args, *entries]))
+            if outcome > 0:
+                finishing.done, finishing.waiting, outcome = True, outcome == 3, 1
+        return {1: SAVED, 0: STALE, -1: LEASE_LOST}[outcome]
 
     async def _give_back(self, key: str) -> None:
         await self._give_back_script(keys=[self._lease_key(key)], args=[self.owner])

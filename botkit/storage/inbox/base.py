@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextvars
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 
@@ -45,6 +46,33 @@ class InboxStats:
     """Entries waiting or being handled."""
     oldest: float | None
     """When the oldest of them was stored (None when empty)."""
+
+
+@dataclass(slots=True)
+class FinishOnSave:
+    """An inbox entry to acknowledge, and its lease to end, in the same round trip as the save of its
+    session (the inbox and the store in one engine): what the inbox needs, and whether it was done."""
+
+    key: str
+    keys: list[str]
+    args: list[Any]
+    done: bool = False
+    waiting: bool = False
+    """Entries came meanwhile: the session is ready again."""
+    taken: bool = field(default=False, repr=False)
+
+
+FINISHING: contextvars.ContextVar[FinishOnSave | None] = contextvars.ContextVar("botkit_finishing", default=None)
+"""Set by the inbox worker around its last entry's handler, in its own task; read by that event's commit."""
+
+
+def take_finishing(key: str) -> FinishOnSave | None:
+    """The finish to fuse into this save of ``key``: once, and only in the task that asked for it."""
+    finishing = FINISHING.get()
+    if finishing is None or finishing.taken or finishing.key != key:
+        return None
+    finishing.taken = True
+    return finishing
 
 
 class Inbox(abc.ABC):
@@ -104,6 +132,12 @@ class Inbox(abc.ABC):
         await self.ack(claim.key, entry_id)
         await self.release(owner, claim, 0.0)
         return True
+
+    def finish_on_save(self, owner: str, claim: Claim, entry_id: str) -> FinishOnSave | None:
+        """Ask the session store to ``finish`` the entry in the round trip that saves its event (the caller
+        sets ``FINISHING`` to it around the handler); None where the engine cannot. After the handler,
+        ``done`` tells whether it happened (else ``finish`` is still to be called)."""
+        return None
 
     @abc.abstractmethod
     async def stats(self) -> InboxStats:

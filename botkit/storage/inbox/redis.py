@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
 from botkit.core.session import loads
-from botkit.storage.inbox.base import Claim, Entry, Inbox, InboxStats
+from botkit.storage.inbox.base import Claim, Entry, FinishOnSave, Inbox, InboxStats
 from botkit.storage.shared import SharedStore
 
 PUT = """
@@ -236,6 +236,12 @@ class RedisInbox(Inbox):
         outcome = await self._finish(keys=[self.queue_prefix + claim.key, self.pending_key, self.ready_key, self.owners_key,
                                            self.wake_channel], args=[claim.key, entry_id, f'"id":"{entry_id}"', owner])
         return int(outcome) == 2
+
+    def finish_on_save(self, owner: str, claim: Claim, entry_id: str) -> FinishOnSave | None:
+        if self.priming is None:
+            return None
+        return FinishOnSave(claim.key, [self.queue_prefix + claim.key, self.pending_key, self.ready_key, self.owners_key,
+                                        self.wake_channel], [claim.key, entry_id, f'"id":"{entry_id}"', owner])
 
     async def claim(self, owner: str, now: float, lease_until: float, limit: int) -> list[Claim]:
         found = await self._claim(keys=[self.ready_key, self.owners_key, self.queue_prefix],
