@@ -52,11 +52,6 @@ def status_of(head: bytes) -> int:
         raise FramingError(f"not an HTTP response: {head[:200]!r}") from None
 
 
-def closes(head: bytes) -> bool:
-    """Whether a response head says the server closes the connection after it (``Connection: close``)."""
-    return b"\r\nconnection: close" in head.lower()
-
-
 def response(status: int, body: bytes, content_type: bytes = b"application/json") -> bytes:
     reason = b"OK" if status == 200 else b"Error"
     return b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s" % (

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from bench.http11 import FramingError, closes, request, status_of, take_message
+from bench.http11 import FramingError, request, status_of, take_message
 from bench.loop import install_uvloop
 
 SECRET_HEADER = b"X-Telegram-Bot-Api-Secret-Token"
@@ -119,13 +119,8 @@ class Connection(asyncio.Protocol):
         if message is None:
             return
         due, self.due = self.due, None
-        if due is None:  # an answer to no request (aiohttp's 408 to an idle keep-alive connection): start afresh
-            self.transport.close()  # type: ignore[union-attr]
-            return
-        self.driver.answered(due, status_of(message[0]), self.sent)
-        if closes(message[0]):  # the server ends this connection: the next request goes on a new one
-            self.transport.close()  # type: ignore[union-attr]
-            return
+        if due is not None:
+            self.driver.answered(due, status_of(message[0]), self.sent)
         self.driver.idle(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -195,7 +190,8 @@ class Driver:
         self.tally.record(due, clock(), status)
 
     def lost(self, connection: Connection) -> None:
-        self.free = [free for free in self.free if free is not connection]
+        if connection in self.free:
+            self.free.remove(connection)
         if clock() < self.end:
             self.reconnects += 1
             self.loop.create_task(self.connect())

@@ -177,55 +177,6 @@ async def test_text_with_a_nul_character_waits_in_the_inbox(inboxes):
     assert claim.entries[0].event["text"] == "a\u0000b"
 
 
-def fuses(inbox: Inbox) -> bool:
-    return type(inbox).put_and_claim is not Inbox.put_and_claim
-
-
-async def test_put_and_claim_leases_the_put_sessions_nobody_holds_to_the_owner(inboxes):
-    inbox, other = inboxes
-    now = time.time()
-    await inbox.put([event(1)], now)
-    [held] = await (other or inbox).claim("b", now, now + 10, 10)
-    ids, claims = await inbox.put_and_claim([event(2), event(3, "test:2"), event(4, "test:2")], now, None, "a", now + 10)
-    assert len(set(ids)) == 3
-    claimed = {claim.key: [entry.event["text"] for entry in claim.entries] for claim in claims}
-    assert claimed == ({"test:2": ["m3", "m4"]} if fuses(inbox) else {})
-    rest = {claim.key: [entry.event["text"] for entry in claim.entries]
-            for claim in await (other or inbox).claim("c", now, now + 10, 10)}
-    assert rest == ({} if fuses(inbox) else {"test:2": ["m3", "m4"]})  # test:1 is b's, test:2 a's
-    await (other or inbox).ack(held.key, held.entries[0].id)
-    await (other or inbox).release("b", held, now)
-    [after] = await (other or inbox).claim("c", now, now + 10, 10)
-    assert [entry.event["text"] for entry in after.entries] == ["m2"]
-
-
-async def test_put_and_claim_leaves_a_session_waiting_to_be_retried(inboxes):
-    inbox, _ = inboxes
-    now = time.time()
-    await inbox.put([event(1)], now)
-    [claim] = await inbox.claim("a", now, now + 5, 10)
-    await inbox.release("a", claim, now + 2)  # the store failed: try again in 2 s
-    _, claims = await inbox.put_and_claim([event(2)], now + 1, None, "a", now + 6)
-    assert claims == []
-    [again] = await inbox.claim("a", now + 2, now + 6, 10)
-    assert [entry.event["text"] for entry in again.entries] == ["m1", "m2"]
-
-
-async def test_finish_acks_the_last_entry_and_ends_the_lease(inboxes):
-    inbox, other = inboxes
-    now = time.time()
-    await inbox.put([event(1)], now)
-    [claim] = await inbox.claim("a", now, now + 10, 10)
-    await (other or inbox).put([event(2)], now)  # arrives while the first is being handled
-    assert await inbox.finish("a", claim, claim.entries[0].id) is True
-    [again] = await (other or inbox).claim("b", now, now + 10, 10)
-    assert [entry.event["text"] for entry in again.entries] == ["m2"]
-    waiting = await (other or inbox).finish("b", again, again.entries[0].id)
-    assert waiting is (not fuses(inbox))  # the defaults cannot tell, and say "look"
-    assert await inbox.claim("c", now + 1, now + 11, 10) == []
-    assert (await inbox.stats()).depth == 0
-
-
 # -- the answer-first webhook, one process ------------------------------------------------------------
 
 def telegram_bot(fake_api: Any, tmp_path: Path, handler: Any, **server: Any) -> Bot:

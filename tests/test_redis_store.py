@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import time
-from typing import Any
 
 import orjson
 import pytest
@@ -225,62 +224,3 @@ async def test_a_redis_cluster_serialises_and_keeps_every_update(cluster, tmp_pa
     finally:
         await first.close()
         await second.close()
-
-
-async def test_a_session_the_inbox_leases_on_put_is_leased_in_the_store_too(tmp_path):
-    async with redis_store(tmp_path, lock_timeout=0.3) as store:
-        lease = await store.begin("test:1")
-        await store.commit(lease, {"id": "test:1", "version": 1, "state": {"count": 1}})
-        inbox = store.inbox()
-        await inbox.open()
-        other = store.second()
-        await other.open()
-        try:
-            now = time.time()
-            _, [claim] = await inbox.put_and_claim([("test:1", {"text": "hi"})], now, None, "w", now + 10)
-            with pytest.raises(StoreUnavailable):  # another process waits for this one
-                await other.begin("test:1")
-            mine = await store.begin("test:1")
-            assert mine.record is not None and mine.record["state"] == {"count": 1}
-            await store.commit(mine, {**mine.record, "version": 2, "state": {"count": 2}})
-            assert await inbox.finish("w", claim, claim.entries[0].id) is False
-            theirs = await other.begin("test:1")
-            assert theirs.record is not None and theirs.record["state"] == {"count": 2}
-            await other.release(theirs)
-        finally:
-            await other.close()
-            await inbox.close()
-
-
-async def test_an_inbox_entry_finished_with_its_save_is_gone_only_if_the_save_went_through(tmp_path):
-    from botkit.core.errors import VersionConflict
-    from botkit.storage.inbox.base import FINISHING
-
-    async with redis_store(tmp_path) as store:
-        await store.save({"id": "test:1", "version": 1, "state": {}})
-        inbox = store.inbox()
-        await inbox.open()
-        try:
-            now = time.time()
-            _, [claim] = await inbox.put_and_claim([("test:1", {"text": "hi"})], now, None, "w", now + 10)
-
-            async def save_finishing(version: int) -> Any:
-                lease = await store.begin("test:1")
-                fused = inbox.finish_on_save("w", claim, claim.entries[0].id)
-                token = FINISHING.set(fused)
-                try:
-                    await store.commit(lease, {"id": "test:1", "version": version, "state": {}})
-                finally:
-                    FINISHING.reset(token)
-                return fused
-
-            with pytest.raises(VersionConflict):  # a stale save: refused, and the entry waits on
-                await save_finishing(5)
-            assert (await inbox.stats()).depth == 1
-            fused = await save_finishing(2)
-            assert fused.done and not fused.waiting
-            assert (await inbox.stats()).depth == 0
-            assert await inbox.claim("other", now, now + 10, 10) == []  # nothing left, the lease ended with the save
-            assert (await store.load("test:1"))["version"] == 2
-        finally:
-            await inbox.close()

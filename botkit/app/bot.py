@@ -246,24 +246,13 @@ class Bot:
         origin = self.owner if origin == "self" else origin
         try:
             if not self.inbox.shared:  # in this process: nothing to wait for, no timer to arm (docs/performance.md)
-                return await self._put_here(items, origin)
+                return await self.inbox.put(items, self.clock(), origin)
             async with asyncio.timeout(self.policy.timeout):
-                return await self._put_here(items, origin)
+                return await self.inbox.put(items, self.clock(), origin)
         except StoreUnavailable:
             raise
         except Exception as exc:
             raise StoreUnavailable(f"the inbox did not take the events: {type(exc).__name__}: {exc}") from exc
-
-    async def _put_here(self, items: list[tuple[str, dict[str, Any]]], origin: str | None) -> list[str]:
-        """Put; a worker here also takes the sessions at once (one round trip, no claim loop between); the
-        caller registers its waiters before the next await, so before those handlers run."""
-        assert self.inbox is not None
-        worker, now = self.worker, self.clock()
-        if worker is None or not worker.claiming:
-            return await self.inbox.put(items, now, origin)
-        ids, claims = await self.inbox.put_and_claim(items, now, origin, worker.owner, now + worker.lease)
-        worker.adopt(claims)
-        return ids
 
     async def _handle_entry(self, entry: Entry) -> None:
         """The worker's turn for one inbox entry: handle it, then tell the webhook that waits for it."""

@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from botkit.core.errors import StoreUnavailable
 from botkit.core.keys import shown
 from botkit.storage.inbox import Claim, Entry, Inbox
-from botkit.storage.inbox.base import FINISHING
 
 log = logging.getLogger("botkit.engine.worker")
 
@@ -88,21 +87,12 @@ class InboxWorker:
             if failures:
                 log.info("the inbox answers again")
                 failures = 0
-            self.adopt(claims)
+            for claim in claims:
+                task = asyncio.create_task(self._work(claim), name=f"botkit-inbox-{claim.key}")
+                self._running[task] = claim.key
+                task.add_done_callback(self._done)
             if len(claims) < free:
                 await self.inbox.wait(self.poll)
-
-    @property
-    def claiming(self) -> bool:
-        """Whether this worker takes sessions now (started, not stopping)."""
-        return self._task is not None and not self._stopping
-
-    def adopt(self, claims: list[Claim]) -> None:
-        """Handle sessions leased to this worker (by its claim loop, or by a webhook's ``put_and_claim``)."""
-        for claim in claims:
-            task = asyncio.create_task(self._work(claim), name=f"botkit-inbox-{claim.key}")
-            self._running[task] = claim.key
-            task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
@@ -110,12 +100,9 @@ class InboxWorker:
 
     async def _work(self, claim: Claim) -> None:
         ready_at = 0.0
-        cancelled = released = False
-        last = claim.entries[-1] if claim.entries else None
+        cancelled = False
         try:
             for entry in claim.entries:
-                fused = self.inbox.finish_on_save(self.owner, claim, entry.id) if entry is last else None
-                reset = FINISHING.set(fused) if fused is not None else None
                 try:
                     await self.handle(entry)
                 except StoreUnavailable as exc:
@@ -124,17 +111,7 @@ class InboxWorker:
                     return
                 except Exception:
                     log.exception("inbox entry %s of %s could not be handled; dropped", entry.id, shown(claim.key))
-                finally:
-                    if reset is not None:
-                        FINISHING.reset(reset)
-                if entry is last:  # ack and release in one step, or already with the event's save
-                    waiting = fused.waiting if fused is not None and fused.done else \
-                        await self.inbox.finish(self.owner, claim, entry.id)
-                    if waiting:
-                        self.inbox.notify()
-                    released = True
-                else:
-                    await self.inbox.ack(claim.key, entry.id)
+                await self.inbox.ack(claim.key, entry.id)
         except asyncio.CancelledError:
             ready_at = self.clock()  # stopping: the rest is for whoever comes next, at once
             cancelled = True
@@ -144,9 +121,7 @@ class InboxWorker:
             ready_at = self.clock() + self.retry_in
             return
         finally:
-            if released:
-                pass
-            elif cancelled:  # the release must still happen: shielded (a task of its own) only then
+            if cancelled:  # the release must still happen: shielded (a task of its own) only then
                 await asyncio.shield(self._release(claim, ready_at))
             else:
                 await self._release(claim, ready_at)

@@ -26,7 +26,6 @@ from botkit.core.session import dumps, key_of, loads
 from botkit.storage.base import Appended
 from botkit.storage.bot_memory import BotMemory
 from botkit.storage.inbox import Inbox
-from botkit.storage.inbox.base import take_finishing
 from botkit.storage.live import Bus
 from botkit.storage.shared import LEASE_LOST, SAVED, STALE, SharedStore, expiry_ms
 from botkit.storage.steps import StepStore
@@ -44,7 +43,7 @@ return {1, redis.call('GET', KEYS[1])}
 # KEYS: record, lease, history, and (not in Cluster mode) the expiry index. ARGV: owner, version read,
 # record, TTL (ms, 0: none), restart the history ('1'), history limit, the expiry's score in the index
 # ('': not listed), then the history entries to append.
-WRITE_TEMPLATE = """
+WRITE = """
 local holder = redis.call('GET', KEYS[2])
 if holder and holder ~= ARGV[1] then return -1 end
 local current = redis.call('GET', KEYS[1])
@@ -62,8 +61,8 @@ else
   redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
 end
 if ARGV[5] == '1' then redis.call('DEL', KEYS[3]) end
-if #ARGV >= @FIRST@ then
-  for i = @FIRST@, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+if #ARGV > 7 then
+  for i = 8, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
   redis.call('LTRIM', KEYS[3], -tonumber(ARGV[6]), -1)
 end
 if KEYS[4] then
@@ -75,26 +74,8 @@ else
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
 end
 if holder then redis.call('DEL', KEYS[2]) end
-@THEN@
+return 1
 """
-WRITE = WRITE_TEMPLATE.replace("@FIRST@", "8").replace("@THEN@", "return 1")
-
-# WRITE, then the inbox's FINISH (botkit.storage.inbox.redis) of the event's entry: 1 saved (the inbox lease
-# was no longer this worker's), 2 saved and finished, 3 the same with entries waiting. KEYS 5-9 and ARGV
-# 8-11: FINISH's KEYS and ARGV; the history entries from ARGV[12].
-WRITE_FINISH = WRITE_TEMPLATE.replace("@FIRST@", "12").replace("@THEN@", """
-local head = redis.call('LINDEX', KEYS[5], 0)
-if head and string.find(head, ARGV[10], 1, true) then redis.call('LPOP', KEYS[5]) end
-redis.call('ZREM', KEYS[6], ARGV[9])
-if redis.call('HGET', KEYS[8], ARGV[8]) ~= ARGV[11] then return 1 end
-redis.call('HDEL', KEYS[8], ARGV[8])
-if redis.call('LLEN', KEYS[5]) > 0 then
-  redis.call('ZADD', KEYS[7], 0, ARGV[8])
-  redis.call('PUBLISH', KEYS[9], '{"t":"inbox","d":1}')
-  return 3
-end
-redis.call('ZREM', KEYS[7], ARGV[8])
-return 2""")
 
 DROP = """
 local existed = redis.call('DEL', KEYS[1])
@@ -162,11 +143,9 @@ class RedisStore(SharedStore):
             raise ConfigError("session.stores.redis.max_connections", f"must be a positive whole number, not {size!r}")
 
     def inbox(self) -> Inbox:
-        from botkit.storage.inbox.redis import Priming, RedisInbox
+        from botkit.storage.inbox.redis import RedisInbox
 
-        # on one Redis (not a cluster, where they live on different shards) a claim also takes the lease
-        priming = None if self.cluster else Priming(self, self._record_key(""), self._lease_key(""), self._lease_ms)
-        return RedisInbox(self.url, self.prefix, cluster=self.cluster, timeout=self.timeout, priming=priming)
+        return RedisInbox(self.url, self.prefix, cluster=self.cluster, timeout=self.timeout)
 
     def bus(self) -> Bus:
         from botkit.storage.live.redis import RedisBus
@@ -202,7 +181,6 @@ class RedisStore(SharedStore):
         client = self.client
         self._take_script = client.register_script(TAKE)
         self._write_script = client.register_script(WRITE)
-        self._write_finish_script = client.register_script(WRITE_FINISH)
         self._give_back_script = client.register_script(GIVE_BACK)
         self._extend_script = client.register_script(EXTEND)
         self._count_script = client.register_script(COUNT)
@@ -251,20 +229,15 @@ class RedisStore(SharedStore):
         entries = [dumps(entry) for entry in appended.entries] if appended.limit > 0 else []
         keys = [self._record_key(key), self._lease_key(key), self._history_key(key)]
         score = repr(record["expires_at"]) if listed else ""
-        args = [owner or "", record["version"] - 1, data, ttl, "1" if appended.restart else "0", appended.limit, score]
-        finishing = take_finishing(key) if owner is not None and not self.cluster else None
-        if finishing is None:
-            outcome = int(await self._write_script(keys=keys if self.cluster else [*keys, self._expiry_index],
-                                                   args=[*args, *entries]))
-        else:
-            outcome = int(await self._write_finish_script(keys=[*keys, self._expiry_index, *finishing.keys],
-                                                          args=[*args, *finishing.args, *entries]))
-            if outcome > 0:
-                finishing.done, finishing.waiting, outcome = True, outcome == 3, 1
-        if self.cluster and outcome == 1:
+        outcome = await self._write_script(
+            keys=keys if self.cluster else [*keys, self._expiry_index],
+            args=[owner or "", record["version"] - 1, data, ttl, "1" if appended.restart else "0", appended.limit,
+                  score, *entries],
+        )
+        if self.cluster and int(outcome) == 1:
             await (self.client.zadd(self._expiry_index, {keys[0]: float(score)}) if score
                    else self.client.zrem(self._expiry_index, keys[0]))
-        return {1: SAVED, 0: STALE, -1: LEASE_LOST}[outcome]
+        return {1: SAVED, 0: STALE, -1: LEASE_LOST}[int(outcome)]
 
     @property
     def _expiry_index(self) -> str:

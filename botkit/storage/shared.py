@@ -10,9 +10,7 @@ carries this store object's random ``owner`` token and a time to live (``lease``
 - ``commit`` saves the record and appends to its history log only if no other process holds a live
   lease (fencing) and the stored version is the one read (or there is no live record), then ends the
   lease, in one round trip;
-- ``release`` ends the lease without saving;
-- ``prime`` hands ``begin`` a lease already taken (with its record) by the inbox's claim in the same store,
-  which saves the first round trip of an event handled where its webhook came in.
+- ``release`` ends the lease without saving.
 
 The token names the process, not the event: events of one session never overlap inside a process (the
 dispatcher's per-key lock), so a lease this process left behind (its release failed while the store was
@@ -37,8 +35,6 @@ SAVED, STALE, LEASE_LOST = 1, 0, -1
 """What ``_write`` reports: saved; refused, the stored version moved on; refused, another process
 holds the lease."""
 
-PRIMED_KEPT = 1000
-"""Primed leases kept before the stale ones are dropped (one is kept only until its session's next begin)."""
 FIRST_WAIT = 0.001
 LONGEST_WAIT = 0.02
 
@@ -54,7 +50,6 @@ class SharedStore(SessionStore):
         self.lease: float = float(self.settings["lease"])
         self.owner = secrets.token_urlsafe(16)
         self._renewals: dict[str, list[Any]] = {}
-        self._primed: dict[str, tuple[float, dict[str, Any] | None]] = {}
         self._renewing: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -87,20 +82,8 @@ class SharedStore(SessionStore):
 
     # -- the lease protocol -----------------------------------------------------------------------
 
-    def prime(self, key: str, record: dict[str, Any] | None) -> None:
-        """The lease on ``key`` was taken and ``record`` read for this owner in another round trip (the
-        inbox's claim, same store): the next ``begin`` of ``key`` uses them instead of asking again."""
-        now = asyncio.get_running_loop().time()
-        if len(self._primed) > PRIMED_KEPT:
-            self._primed = {k: v for k, v in self._primed.items() if now - v[0] < self.lease / 3}
-        self._primed[key] = (now, record)
-
     async def begin(self, key: str) -> Lease:
         loop = asyncio.get_running_loop()
-        primed = self._primed.pop(key, None) if self._primed else None
-        if primed is not None and loop.time() - primed[0] < self.lease / 3:  # still well inside its time to live
-            self._keep_alive(key)
-            return Lease(key, primed[1], self.owner)
         wait = FIRST_WAIT
         deadline = loop.time() + self.lock_timeout
         while True:

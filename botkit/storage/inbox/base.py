@@ -6,8 +6,6 @@
 - the owner handles the entries in order and ``ack``s each; ``extend`` keeps a long handler's lease;
 - ``release`` ends the lease: the session is ready again (at ``ready_at``) if entries remain or came
   meanwhile, and forgotten otherwise;
-- ``put_and_claim`` and ``finish`` fuse the hot path's steps (put + claim of the put sessions; ack of the
-  last entry + release) into one round trip where the engine allows; the defaults call the steps;
 - an owner that dies leaves its leases to run out; the next claimer gets the unacknowledged entries
   again (the engine's dedupe, saved with the session, makes a handled one a duplicate).
 """
@@ -15,9 +13,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextvars
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 
@@ -46,33 +43,6 @@ class InboxStats:
     """Entries waiting or being handled."""
     oldest: float | None
     """When the oldest of them was stored (None when empty)."""
-
-
-@dataclass(slots=True)
-class FinishOnSave:
-    """An inbox entry to acknowledge, and its lease to end, in the same round trip as the save of its
-    session (the inbox and the store in one engine): what the inbox needs, and whether it was done."""
-
-    key: str
-    keys: list[str]
-    args: list[Any]
-    done: bool = False
-    waiting: bool = False
-    """Entries came meanwhile: the session is ready again."""
-    taken: bool = field(default=False, repr=False)
-
-
-FINISHING: contextvars.ContextVar[FinishOnSave | None] = contextvars.ContextVar("botkit_finishing", default=None)
-"""Set by the inbox worker around its last entry's handler, in its own task; read by that event's commit."""
-
-
-def take_finishing(key: str) -> FinishOnSave | None:
-    """The finish to fuse into this save of ``key``: once, and only in the task that asked for it."""
-    finishing = FINISHING.get()
-    if finishing is None or finishing.taken or finishing.key != key:
-        return None
-    finishing.taken = True
-    return finishing
 
 
 class Inbox(abc.ABC):
@@ -118,26 +88,6 @@ class Inbox(abc.ABC):
     @abc.abstractmethod
     async def release(self, owner: str, claim: Claim, ready_at: float) -> None:
         """End ``owner``'s lease on the claim's session: ready again at ``ready_at`` if entries remain."""
-
-    async def put_and_claim(self, items: Sequence[tuple[str, dict[str, Any]]], now: float, origin: str | None,
-                            owner: str, lease_until: float) -> tuple[list[str], list[Claim]]:
-        """``put``, and lease to ``owner`` those of the items' sessions that are ready and free, as ``claim``
-        would (one round trip where the engine allows): the webhook's process handles them at once,
-        without waiting for a claim loop. This default claims none."""
-        return await self.put(items, now, origin), []
-
-    async def finish(self, owner: str, claim: Claim, entry_id: str) -> bool:
-        """``ack`` the claim's last entry and ``release`` the lease (ready at once if entries came
-        meanwhile); True when entries wait, so the claim loop should look."""
-        await self.ack(claim.key, entry_id)
-        await self.release(owner, claim, 0.0)
-        return True
-
-    def finish_on_save(self, owner: str, claim: Claim, entry_id: str) -> FinishOnSave | None:
-        """Ask the session store to ``finish`` the entry in the round trip that saves its event (the caller
-        sets ``FINISHING`` to it around the handler); None where the engine cannot. After the handler,
-        ``done`` tells whether it happened (else ``finish`` is still to be called)."""
-        return None
 
     @abc.abstractmethod
     async def stats(self) -> InboxStats:

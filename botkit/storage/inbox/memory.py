@@ -23,27 +23,6 @@ class MemoryInbox(Inbox):
         self.notify()
         return ids
 
-    async def put_and_claim(self, items: Sequence[tuple[str, dict[str, Any]]], now: float, origin: str | None,
-                            owner: str, lease_until: float) -> tuple[list[str], list[Claim]]:
-        ids = []
-        keys: dict[str, None] = {}
-        for key, event in items:
-            entry = Entry(str(self._state.seq + 1), key, event, now, origin)
-            self._state.put(entry)
-            ids.append(entry.id)
-            keys[key] = None
-        claims = [self._state.claim(key, owner, lease_until) for key in keys if self._state.free(key, now)]
-        if len(claims) < len(keys):
-            self.notify()
-        return ids, claims
-
-    async def finish(self, owner: str, claim: Claim, entry_id: str) -> bool:
-        self._state.ack(claim.key, entry_id)
-        if self._state.release(owner, claim.key, 0.0):
-            self.notify()
-            return True
-        return False
-
     async def claim(self, owner: str, now: float, lease_until: float, limit: int) -> list[Claim]:
         return [self._state.claim(key, owner, lease_until) for key in self._state.claimable(now, limit)]
 

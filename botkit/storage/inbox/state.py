@@ -35,11 +35,6 @@ class InboxState:
             found.append(key)
         return found
 
-    def free(self, key: str, now: float) -> bool:
-        """Whether ``key`` may be claimed at ``now`` (as ``claimable`` finds it)."""
-        ready_at = self.ready.get(key)
-        return ready_at is not None and ready_at <= now and bool(self.queues.get(key))
-
     def claim(self, key: str, owner: str, lease_until: float) -> Claim:
         self.ready[key] = lease_until
         self.owners[key] = owner
