@@ -3,10 +3,13 @@ is answered within ack_within, every reply still reaches the platform, in each c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
+import gc
 import os
 import re
 import time
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote_plus
@@ -15,6 +18,7 @@ import aiohttp
 import orjson
 
 from botkit import Bot
+from botkit.shell.server import tune_gc
 from tests.fuzz_bodies import (
     LineSpec,
     MessengerSpec,
@@ -98,7 +102,7 @@ async def test_a_30_second_handler_on_every_channel_answers_within_ack_within_an
     bot = Bot(config, handler=handler)
     latencies: list[float] = []
     statuses: list[int] = []
-    async with Served(bot) as served, aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+    async with served_as_started(), Served(bot) as served, aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         live.port = int(served.url.rsplit(":", 1)[1])
         tokens = {}
         for chat in range(CHATS):
@@ -149,6 +153,22 @@ async def test_a_30_second_handler_on_every_channel_answers_within_ack_within_an
         assert counts == list(range(1, MESSAGES + 1)), key
     for counts in web:
         assert sorted(counts) == list(range(1, MESSAGES + 1))  # answers and stream are two paths
+
+
+@contextlib.asynccontextmanager
+async def served_as_started() -> AsyncIterator[None]:
+    """The collector tuned as `botkit start` tunes it (``tune_gc``), and the test session's own heap (every
+    test module, the SDKs they import) set aside, so that a full collection walks the server's objects, as
+    in a server, not the whole suite's: otherwise the latencies measure the test run's heap."""
+    threshold = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    tune_gc()
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 async def read_events(http: aiohttp.ClientSession, url: str, token: str) -> list[int]:

@@ -123,3 +123,22 @@ def test_bot_memory_and_name_are_settings_not_extra(tmp_path):
     config = make_config(tmp_path, bot_memory={"max_value_size": 5}, name="support")
     assert "bot_memory" not in config.extra and "name" not in config.extra
     assert config.bot_name == "support"
+
+
+async def test_workers_starting_together_create_the_postgresql_table_once(tmp_path):
+    """`--workers N` opens N stores on a fresh table at once; CREATE TABLE IF NOT EXISTS alone collides in
+    PostgreSQL's catalog (a worker then fails to boot)."""
+    import asyncio
+
+    from tests.stores import postgres_store
+
+    async with postgres_store(tmp_path) as first:
+        others = [first.second() for _ in range(7)]
+        await asyncio.gather(*(other.open() for other in others))
+        try:
+            memories = [store.bot_memory() for store in [first, *others]]
+            await asyncio.gather(*(memory.open() for memory in memories))
+            await memories[3].set("k", "v")
+            assert await memories[5].get("k") == "v"
+        finally:
+            await asyncio.gather(*(other.close() for other in others))

@@ -120,9 +120,7 @@ class PostgresJournal(Journal):
         """Create the table when missing, under the store's advisory lock (workers start together)."""
         if self.store.pool is None:
             return
-        async with self.store.pool.acquire(timeout=self.store.timeout) as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", "botkit:" + self.store.settings["table"])
-            await conn.execute(self.sql["schema"])
+        await self.store.run_schema(self.sql["schema"])
 
     async def add(self, entries: list[dict[str, Any]]) -> None:
         columns: list[list[Any]] = [[entry.get(name) for entry in entries]

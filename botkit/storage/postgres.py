@@ -201,7 +201,7 @@ class PostgresStore(SharedStore):
     def bot_memory(self) -> BotMemory:
         from botkit.storage.bot_memory.postgres import PostgresBotMemory
 
-        return PostgresBotMemory(self._call, self.settings["table"])
+        return PostgresBotMemory(self._call, self.settings["table"], self.run_schema)
 
     def bus(self) -> Bus:
         from botkit.storage.live.postgres import PostgresBus
@@ -263,6 +263,16 @@ class PostgresStore(SharedStore):
                 except asyncpg.exceptions.SyntaxOrAccessError as exc:
                     raise ConfigError("session.stores.postgres.table",
                                       f"cannot use {self.settings['table']} ({exc}); name another table") from None
+
+    async def run_schema(self, sql: str) -> None:
+        """The DDL of a part kept beside the sessions (bot memory, the stats), under the advisory lock the
+        sessions' own tables are created under: two workers creating one table at once would collide in
+        the catalog (``CREATE TABLE IF NOT EXISTS`` is not safe against itself)."""
+        if self.pool is None:
+            raise StoreUnavailable("the PostgreSQL session store is not open")
+        async with self.pool.acquire(timeout=self.timeout) as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", "botkit:" + self.settings["table"])
+            await conn.execute(sql)
 
     async def close(self) -> None:
         await super().close()

@@ -32,8 +32,9 @@ Call = Callable[..., Awaitable[Any]]
 class PostgresBotMemory(BotMemory):
     shared = True
 
-    def __init__(self, call: Call, table: str) -> None:
+    def __init__(self, call: Call, table: str, run_schema: Callable[[str], Awaitable[None]]) -> None:
         super().__init__()
+        self.run_schema = run_schema
         schema, _, name = table.rpartition(".")
         quoted = f'"{schema}"."{name}_bot_memory"' if schema else f'"{name}_bot_memory"'
         self.call = call
@@ -41,7 +42,7 @@ class PostgresBotMemory(BotMemory):
                     {"schema": SCHEMA, "get": GET, "set": SET, "delete": DELETE}.items()}
 
     async def open(self) -> None:
-        await self.call("execute", self.sql["schema"])
+        await self.run_schema(self.sql["schema"])
 
     async def _get(self, key: str) -> bytes | None:
         found = await self.call("fetchval", self.sql["get"], row_key(key))
