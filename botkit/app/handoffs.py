@@ -119,11 +119,9 @@ class Handoffs:
 
         async def take(context: Context) -> None:
             nonlocal verdict
-            part = context.session.parts.get(HANDOFF)
-            if not part:
-                return
-            if part.get("agent") not in (None, agent):
-                verdict = Verdict.TAKEN
+            part = _may_act(context.session, agent)
+            if isinstance(part, Verdict):
+                verdict = part
                 return
             part.update(agent=agent, active_at=self.bot.clock())
             verdict = Verdict.DONE
@@ -142,11 +140,9 @@ class Handoffs:
         async def send(context: Context) -> None:
             nonlocal verdict
             session = context.session
-            part = session.parts.get(HANDOFF)
-            if not part:
-                return
-            if part.get("agent") not in (None, agent):
-                verdict = Verdict.TAKEN
+            part = _may_act(session, agent)
+            if isinstance(part, Verdict):
+                verdict = part
                 return
             await context.sender.send_text(text)
             now = self.bot.clock()
@@ -166,11 +162,9 @@ class Handoffs:
 
         async def give_back(context: Context) -> None:
             nonlocal verdict
-            part = context.session.parts.get(HANDOFF)
-            if not part:
-                return
-            if part.get("agent") not in (None, agent):
-                verdict = Verdict.TAKEN
+            part = _may_act(context.session, agent)
+            if isinstance(part, Verdict):
+                verdict = part
                 return
             handoff.end(context.session)
             context.after_save.append(lambda: self.handed_back(context.session, "agent"))
@@ -205,3 +199,14 @@ class Handoffs:
             await getattr(channel, move)(session, detail)
         except Exception:
             log.exception("the channel's %s of %s failed", move, shown(session.id))
+
+
+def _may_act(session: Session, agent: str) -> dict[str, Any] | Verdict:
+    """The conversation's handoff part when ``agent`` may act on it (nobody holds it, or they do), else
+    why not."""
+    part: dict[str, Any] | None = session.parts.get(HANDOFF)
+    if not part:
+        return Verdict.GONE
+    if part.get("agent") not in (None, agent):
+        return Verdict.TAKEN
+    return part
