@@ -381,11 +381,9 @@ class Bot:
         return self.channel_for(session).push_sender(session.id, session.address)
 
     def _context(self, event: Event, session: Session, sender: Sender) -> Context:
-        context = FlowContext(event, session, sender, policy=self.policy, clock=self.clock, app=self.handler,
-                              extra=self.config.extra, bot=self, schedule=self.scheduler.add,
-                              steps=self.scheduler)
-        context.bot_memory = self.bot_memory
-        return context
+        return FlowContext(event, session, sender, policy=self.policy, clock=self.clock, app=self.handler,
+                           extra=self.config.extra, bot=self, schedule=self.scheduler.add,
+                           steps=self.scheduler, bot_memory=self.bot_memory)
 
     async def load_session(self, session_key: str) -> Session | None:
         """The session as stored, or None when there is none or it expired (read-only: no lease); its

@@ -17,6 +17,7 @@ from botkit.engine.policy import SessionPolicy
 from botkit.flows.router import BACK_TO, Flows, move, target_slug
 from botkit.flows.routes import Router
 from botkit.flows.steps import PendingStep, schedule_pending, seconds, timestamp
+from botkit.storage.bot_memory import BotMemory
 from botkit.storage.steps.step import Step
 
 log = logging.getLogger("botkit.flows")
@@ -39,8 +40,9 @@ class FlowContext(Context):
     def __init__(self, event: Event, session: Session, sender: Sender, *, policy: SessionPolicy, clock: Clock,
                  app: Callable[..., Awaitable[Any]] | None = None, extra: Mapping[str, Any] | None = None,
                  bot: Outreach | None = None, schedule: Schedule | None = None,
-                 steps: ScheduledSteps | None = None) -> None:
-        super().__init__(event, session, sender, policy=policy, clock=clock, app=app, extra=extra, bot=bot)
+                 steps: ScheduledSteps | None = None, bot_memory: BotMemory | None = None) -> None:
+        super().__init__(event, session, sender, policy=policy, clock=clock, app=app, extra=extra, bot=bot,
+                         bot_memory=bot_memory)
         self.schedule = schedule
         self.steps = steps
         self.flows: Flows | None = None
