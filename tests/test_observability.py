@@ -269,6 +269,23 @@ async def test_events_are_counted_by_outcome_and_a_middleware_can_count_one_as_r
         "handled": 1, "duplicate": 1, "rate_limited": 1}
 
 
+async def test_messages_dropped_by_session_rate_limit_are_counted_as_rate_limited(tmp_path):
+    from botkit.engine.rate_limit import RateLimit
+    from botkit.observe import metrics
+    from tests.stores import bot_on, memory_store, text_event
+
+    metrics.enable()
+    before = counted_outcomes()
+    async with memory_store(tmp_path) as store:
+        bot = bot_on(store, tmp_path)
+        bot.dispatcher.middleware.insert(0, RateLimit(2, store.incr))
+        for n in range(4):
+            await bot.dispatch([text_event(bot, event_id=str(n))])
+    after = counted_outcomes()
+    changed = {outcome: after[outcome] - before.get(outcome, 0) for outcome in after}
+    assert {outcome: n for outcome, n in changed.items() if n} == {"handled": 2, "rate_limited": 2}
+
+
 def counted_outcomes() -> dict[str, float]:
     from botkit.observe import metrics
 

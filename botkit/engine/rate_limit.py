@@ -13,6 +13,7 @@ from botkit.core.errors import SkipSave
 from botkit.core.keys import shown
 from botkit.engine.context import Context
 from botkit.engine.middleware import Handler
+from botkit.observe import metrics
 
 log = logging.getLogger("botkit.engine.rate_limit")
 
@@ -43,6 +44,7 @@ class RateLimit:
         if hits <= self.limit:
             return await call_next(context)
         self.dropped += 1
+        metrics.count_as(context.event.meta, metrics.RATE_LIMITED)
         if hits == self.limit + 1:
             log.warning("%s is over session.rate_limit (%d messages a minute): its messages are dropped for %.0f s",
                         shown(key), self.limit, resets_in)
