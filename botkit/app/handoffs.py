@@ -115,18 +115,10 @@ class Handoffs:
         return _conversation(session), await session.load_history()
 
     async def claim(self, key: str, agent: str) -> Verdict:
-        verdict = Verdict.GONE
-
-        async def take(context: Context) -> None:
-            nonlocal verdict
-            part = _may_act(context.session, agent)
-            if isinstance(part, Verdict):
-                verdict = part
-                return
+        async def take(context: Context, part: dict[str, Any]) -> None:
             part.update(agent=agent, active_at=self.bot.clock())
-            verdict = Verdict.DONE
 
-        await self._run(key, take, "claim", agent)
+        verdict = await self._act(key, agent, "claim", take)
         if verdict is Verdict.DONE:
             await self._notify("claim", key, agent=agent)
         return verdict
@@ -134,54 +126,53 @@ class Handoffs:
     async def reply(self, key: str, agent: str, text: str) -> Verdict:
         """Send ``text`` to the conversation through its own channel, as ``agent`` (who must hold it, or
         takes it when nobody does); kept in its history."""
-        verdict = Verdict.GONE
         sent: dict[str, Any] = {}
 
-        async def send(context: Context) -> None:
-            nonlocal verdict
+        async def send(context: Context, part: dict[str, Any]) -> None:
             session = context.session
-            part = _may_act(session, agent)
-            if isinstance(part, Verdict):
-                verdict = part
-                return
             await context.sender.send_text(text)
             now = self.bot.clock()
             part.update(agent=agent, active_at=now)
             session.remember({"dir": "out", "type": "text", "text": text, "at": now, "agent": agent})
             sent.update(session.log.pending[-1] if session.log.pending else {"dir": "out", "text": text, "at": now})
-            verdict = Verdict.DONE
 
-        await self._run(key, send, "reply", agent)
+        verdict = await self._act(key, agent, "reply", send)
         if verdict is Verdict.DONE:
             await self._notify("message", key, entry=sent)
         return verdict
 
     async def hand_back(self, key: str, agent: str) -> Verdict:
         """Give the conversation back to the bot: the handler runs at once on a ``handback`` event."""
-        verdict = Verdict.GONE
-
-        async def give_back(context: Context) -> None:
-            nonlocal verdict
-            part = _may_act(context.session, agent)
-            if isinstance(part, Verdict):
-                verdict = part
-                return
+        async def give_back(context: Context, part: dict[str, Any]) -> None:
             handoff.end(context.session)
             context.after_save.append(lambda: self.handed_back(context.session, "agent"))
-            verdict = Verdict.DONE
             try:
                 await self.bot.handler(context)
             except Exception:
                 log.exception("the handler raised on the handback of %s; the conversation is the bot's again", shown(key))
 
-        await self._run(key, give_back, "handback", agent)
-        return verdict
+        return await self._act(key, agent, "handback", give_back)
 
-    async def _run(self, key: str, handler: Callable[[Context], Awaitable[None]], action: str, agent: str) -> None:
+    async def _act(self, key: str, agent: str, action: str,
+                   move: Callable[[Context, dict[str, Any]], Awaitable[None]]) -> Verdict:
+        """Run an agent's ``move`` under the session's lease, if ``agent`` may act on the conversation
+        (nobody else holds it); GONE when it is not in human mode, TAKEN when another agent holds it."""
+        verdict = Verdict.GONE
+
+        async def run(context: Context) -> None:
+            nonlocal verdict
+            part = _may_act(context.session, agent)
+            if isinstance(part, Verdict):
+                verdict = part
+                return
+            await move(context, part)
+            verdict = Verdict.DONE
+
         event_type = "handback" if action == "handback" else "desk"
-        outcome = await self.bot.run(key, handler, event_type=event_type, data={"action": action, "agent": agent, "by": "agent"})
+        outcome = await self.bot.run(key, run, event_type=event_type, data={"action": action, "agent": agent, "by": "agent"})
         if outcome is not Outcome.HANDLED:
             raise BotkitError(f"the desk's {action} on {shown(key)} was not saved ({outcome}; see the log)")
+        return verdict
 
     async def _notify(self, kind: str, key: str, **data: Any) -> None:
         try:

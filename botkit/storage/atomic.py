@@ -1,4 +1,4 @@
-"""Atomic file writes, shared by the file session store and the file step store."""
+"""Atomic file writes and removals, shared by the file session store, step store and bot memory."""
 from __future__ import annotations
 
 import os
@@ -25,3 +25,12 @@ def write_atomically(path: Path, data: bytes, *, fsync: bool = False) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def remove(path: Path) -> bool:
+    """Delete ``path``; whether it was there."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True

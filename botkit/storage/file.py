@@ -21,7 +21,7 @@ from typing import Any
 
 from botkit.core.errors import ConfigError, StoreUnavailable, VersionConflict
 from botkit.core.session import dumps, key_of, loads
-from botkit.storage.atomic import SUFFIX, write_atomically
+from botkit.storage.atomic import SUFFIX, remove, write_atomically
 from botkit.storage.base import NOTHING, Appended, Lease, SessionStore
 from botkit.storage.bot_memory import BotMemory
 from botkit.storage.inbox import Inbox
@@ -191,15 +191,11 @@ class FileStore(SessionStore):
         return await asyncio.to_thread(self._read_log, key, limit)
 
     async def delete(self, key: str) -> bool:
-        def remove() -> bool:
+        def delete_both() -> bool:
             self._log_path(key).unlink(missing_ok=True)
-            try:
-                self._path(key).unlink()
-            except FileNotFoundError:
-                return False
-            return True
+            return remove(self._path(key))
 
-        return await asyncio.to_thread(remove)
+        return await asyncio.to_thread(delete_both)
 
     async def incr(self, name: str, window: float) -> tuple[int, float]:
         """Counted in a file beside the sessions, so every process sharing the folder counts together."""

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from botkit.storage.atomic import write_atomically
+from botkit.storage.atomic import remove, write_atomically
 from botkit.storage.bot_memory.base import BotMemory
 
 FOLDER = ".bot_memory"
@@ -42,11 +42,4 @@ class FileBotMemory(BotMemory):
         await asyncio.to_thread(write_atomically, self._path(key), data, fsync=self.fsync)
 
     async def _delete(self, key: str) -> bool:
-        def remove() -> bool:
-            try:
-                self._path(key).unlink()
-            except FileNotFoundError:
-                return False
-            return True
-
-        return await asyncio.to_thread(remove)
+        return await asyncio.to_thread(remove, self._path(key))
